@@ -1,0 +1,219 @@
+package wal
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/go-kit/log"
+
+	"github.com/kioskmon/kioskmon/ingest/store"
+)
+
+type sample struct {
+	name string
+	ts   int64
+	v    float64
+}
+
+func rowsOf(samples ...sample) []store.Row {
+	rows := make([]store.Row, len(samples))
+	for i, s := range samples {
+		rows[i] = store.Row{MetricNameRaw: store.AppendMetricName(nil, []store.Label{{Name: "__name__", Value: s.name}, {Name: "kiosk", Value: "k1"}}), Timestamp: s.ts, Value: s.v}
+	}
+	return rows
+}
+
+func collect(t *testing.T, w *WAL) ([]sample, ReplayStats) {
+	t.Helper()
+	var got []sample
+	st, err := w.Replay(func(rows []store.Row) error {
+		for _, r := range rows {
+			labels, err := store.DecodeMetricName(r.MetricNameRaw)
+			if err != nil {
+				return err
+			}
+			got = append(got, sample{labels[0].Value, r.Timestamp, r.Value})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("replay: %s", err)
+	}
+	return got, st
+}
+
+func noApply([]store.Row) error { return nil }
+
+func TestWriteCloseReplay(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(Config{Dir: dir}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []sample{{"a", 1000, 1}, {"b", 1000, 2}, {"a", 2000, 3}}
+	if err := w.Write(rowsOf(want[:2]...), noApply); err != nil {
+		t.Fatal(err)
+	}
+	// The second write reuses series "a" from the segment dictionary.
+	if err := w.Write(rowsOf(want[2]), noApply); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := Open(Config{Dir: dir}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	got, st := collect(t, w2)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+	if st.Samples != 3 || st.TornBytes != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestTornTailIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(Config{Dir: dir}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(rowsOf(sample{"a", 1, 1}), noApply)
+	w.Write(rowsOf(sample{"b", 2, 2}), noApply)
+	w.Close()
+	path := filepath.Join(dir, segmentName(1))
+	fi, _ := os.Stat(path)
+	// Cut the last record in the middle, as a crash during write would.
+	if err := os.Truncate(path, fi.Size()-5); err != nil {
+		t.Fatal(err)
+	}
+	w2, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	defer w2.Close()
+	got, st := collect(t, w2)
+	if len(got) != 1 || got[0].name != "a" {
+		t.Fatalf("replayed %v, want only the complete record", got)
+	}
+	if st.TornBytes == 0 {
+		t.Fatalf("torn bytes not reported: %+v", st)
+	}
+}
+
+func TestCorruptRecordInTheMiddle(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	w.Write(rowsOf(sample{"a", 1, 1}), noApply)
+	w.Write(rowsOf(sample{"b", 2, 2}), noApply)
+	w.Close()
+	path := filepath.Join(dir, segmentName(1))
+	data, _ := os.ReadFile(path)
+	data[len(segmentMagic)+recordHeaderSize+2] ^= 0xff // inside the first payload
+	os.WriteFile(path, data, 0o644)
+	w2, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	defer w2.Close()
+	got, st := collect(t, w2)
+	if len(got) != 0 || st.CorruptSegs != 1 {
+		t.Fatalf("got %v %+v, want nothing replayed and one corrupt segment", got, st)
+	}
+}
+
+func TestCheckpointTrimsOnlyFlushedSegments(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	w.Write(rowsOf(sample{"a", 1, 1}), noApply)
+	flushed := false
+	if err := w.Checkpoint(func() error { flushed = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !flushed {
+		t.Fatal("checkpoint did not flush the storage")
+	}
+	w.Write(rowsOf(sample{"b", 2, 2}), noApply)
+	// A failed flush must keep the segment that holds "b".
+	if err := w.Checkpoint(func() error { return fmt.Errorf("disk full") }); err == nil {
+		t.Fatal("want the flush error")
+	}
+	w.Close()
+	w2, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	defer w2.Close()
+	got, _ := collect(t, w2)
+	if len(got) != 1 || got[0].name != "b" {
+		t.Fatalf("replayed %v, want only b", got)
+	}
+}
+
+func TestConcurrentWritesAllReplayed(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	const writers, perWriter = 8, 200
+	var applied sync.Map
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				name := fmt.Sprintf("m%d", g)
+				err := w.Write(rowsOf(sample{name, int64(i), float64(i)}), func([]store.Row) error {
+					applied.Store(fmt.Sprint(g, i), true)
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i == perWriter/2 && g == 0 {
+					if err := w.Checkpoint(func() error { return fmt.Errorf("keep everything") }); err == nil {
+						t.Error("want flush error")
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	w.Close()
+	w2, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	defer w2.Close()
+	got, _ := collect(t, w2)
+	if len(got) != writers*perWriter {
+		t.Fatalf("replayed %d samples, want %d", len(got), writers*perWriter)
+	}
+	last := map[string]int64{}
+	for _, s := range got {
+		if s.ts < last[s.name] {
+			t.Fatalf("series %s out of order: %d after %d", s.name, s.ts, last[s.name])
+		}
+		last[s.name] = s.ts
+	}
+}
+
+func BenchmarkWrite(b *testing.B) {
+	for _, batch := range []int{60, 5000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			w, _ := Open(Config{Dir: b.TempDir()}, log.NewNopLogger())
+			defer w.Close()
+			samples := make([]sample, batch)
+			for i := range samples {
+				samples[i] = sample{fmt.Sprintf("kiosk_metric_%d", i%200), int64(i / 200), float64(i)}
+			}
+			rows := rowsOf(samples...)
+			b.ReportAllocs()
+			b.ResetTimer()
+			// Many concurrent requests share each fsync, as on a busy server.
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := w.Write(rows, noApply); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+			st := w.Stats()
+			b.ReportMetric(float64(st.RecordsBytes)/float64(st.Samples), "bytes/sample")
+		})
+	}
+}
