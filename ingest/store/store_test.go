@@ -1,0 +1,86 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// The storage is a process singleton, so one test exercises its life: open,
+// write, query, flush to disk, refuse a second open, close.
+func TestStorageLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{DataPath: dir, SearchLatencyOffset: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	if _, err := Open(Config{DataPath: t.TempDir()}); err == nil {
+		t.Fatal("a second Open in one process succeeded")
+	}
+
+	now := time.Now().UnixMilli()
+	name := AppendMetricName(nil, []Label{{Name: "__name__", Value: "kiosk_up"}, {Name: "kiosk", Value: "k1"}, {Name: "empty", Value: ""}})
+	labels, err := DecodeMetricName(name)
+	if err != nil || len(labels) != 2 || labels[0].Value != "kiosk_up" || labels[1] != (Label{Name: "kiosk", Value: "k1"}) {
+		t.Fatalf("decoded %v %v; want the name and kiosk label, the empty label dropped", labels, err)
+	}
+	if err := s.AddRows([]Row{{MetricNameRaw: name, Timestamp: now - 1000, Value: 1}, {MetricNameRaw: name, Timestamp: now, Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	s.MakeSearchable()
+	srv := httptest.NewServer(s.QueryHandler())
+	defer srv.Close()
+	// An explicit time: queries without one are aligned to whole seconds.
+	q := url.Values{"query": {`kiosk_up{kiosk="k1"}`}, "time": {strconv.FormatInt(now/1000+1, 10)}}
+	resp, err := http.Get(srv.URL + "/api/v1/query?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply struct {
+		Status string
+		Data   struct {
+			Result []struct {
+				Metric map[string]string
+				Value  []any
+			}
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&reply)
+	resp.Body.Close()
+	if reply.Status != "success" || len(reply.Data.Result) != 1 || reply.Data.Result[0].Value[1] != "2" {
+		t.Fatalf("query reply %+v, want kiosk_up=2", reply)
+	}
+
+	if err := s.FlushToDisk(); err != nil {
+		t.Fatal(err)
+	}
+	snapshots, _ := filepath.Glob(filepath.Join(dir, "vm", "snapshots", "*"))
+	if len(snapshots) != 0 {
+		t.Fatalf("FlushToDisk left snapshots behind: %v", snapshots)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kioskmon.lock")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLockRefusesSecondHolder(t *testing.T) {
+	dir := t.TempDir()
+	first, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlockDir(first)
+	_, err = lockDir(dir)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+}
