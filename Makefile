@@ -1,0 +1,41 @@
+# kioskmon: `make run` starts the server with a simulated fleet, `make test` runs the tests.
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+FUZZTIME ?= 15s
+
+.PHONY: help build run test test-unit test-e2e bench fuzz lint deps clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build the binaries into bin/
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+run: build ## run the server on its embedded defaults with a simulated fleet (Ctrl-C stops)
+	bash scripts/run.sh
+
+deps: ## install the Debian packages the tests and benchmarks use (idempotent)
+	bash scripts/install-deps.sh test
+
+test: deps build ## run every test: unit, fuzz seeds, end-to-end with real Prometheus
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-unit: ## run the tests that need nothing installed
+	$(GO) test -count=1 -short ./...
+
+bench: ## run the ingest benchmark against peers; results in bench-results/
+	bash scripts/bench.sh
+
+fuzz: ## run each fuzz test for FUZZTIME (default 15s)
+	bash scripts/fuzz.sh $(FUZZTIME)
+
+lint: ## gofmt check and go vet (and staticcheck if installed)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null; then staticcheck ./...; fi
+
+clean: ## remove build output and the demo's data
+	rm -rf $(BIN) run bench-results

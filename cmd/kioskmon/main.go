@@ -1,0 +1,58 @@
+// Command kioskmon is the kioskmon server and its administration tool.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usage = `kioskmon: monitoring, alerting and SLA for fleets of self-service kiosks
+
+usage:
+  kioskmon serve [flags]              run the server (see kioskmon serve --help)
+  kioskmon kiosks add|token|list ...  manage the kiosk inventory
+  kioskmon version                    print the version
+`
+
+// run dispatches a subcommand and returns the exit code, so that deferred
+// cleanup runs before the process exits.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		err = runServe(ctx, args[1:], stdout, stderr)
+	case "kiosks":
+		err = runKiosks(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "kioskmon", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "kioskmon: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "kioskmon:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/kioskmon/kioskmon/server"
+)
+
+var version = "dev"
+
+// runServe parses the serve flags over the optional config file and runs the server.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("kioskmon serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "YAML config file (see README: Configuration); flags given on the command line override it")
+	checkOnly := fs.Bool("config.check", false, "validate the configuration and the inventory, then exit")
+	// Each flag writes into a Config that is applied over the file's values
+	// only if the flag was given.
+	var f server.Config
+	f = cfg
+	fs.StringVar(&f.Listen, "listen", cfg.Listen, "address to serve ingest, query API, /metrics and health on")
+	fs.StringVar(&f.Data, "data", cfg.Data, "data directory (storage and write-ahead log)")
+	fs.StringVar(&f.Inventory, "inventory", cfg.Inventory, "kiosk inventory file (YAML; create with `kioskmon kiosks add`); reloaded on change and on SIGHUP")
+	fs.Var(&f.Retention, "retention", "how long samples are kept, e.g. 90d, 26w, 1y (minimum 1d)")
+	fs.Var(&f.MemoryLimit, "memory-limit", "soft memory cap for the Go heap and storage caches, e.g. 2GiB (default: 60% of the machine)")
+	fs.StringVar(&f.LogLevel, "log.level", cfg.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&f.Query.TokenSHA256, "query.token-sha256", "", "hex SHA-256 of the read token; when set, the query API needs the token (Bearer, or Basic auth password)")
+	fs.BoolVar(&f.Query.AllowOpen, "query.allow-open", false, "allow an unauthenticated query API on a non-loopback listen address")
+	fs.Var(&f.Query.LatencyOffset, "query.latency-offset", "hide samples newer than this from queries without an explicit time")
+	fs.IntVar(&f.Query.MaxConcurrent, "query.max-concurrent", 0, "maximum concurrent queries (0: 2 per CPU, at most 16)")
+	fs.Var(&f.WAL.CheckpointInterval, "wal.checkpoint-interval", "how often the storage is flushed to disk and the write-ahead log trimmed")
+	fs.BoolVar(&f.WAL.Disable, "wal.disable", false, "turn the write-ahead log off (acknowledged samples of the last seconds are lost on a crash; for measuring its cost)")
+	fs.BoolVar(&f.WAL.NoSync, "wal.no-sync", false, "write the log without fsync: survives a process crash, not a power cut")
+	fs.Var(&f.Ingest.MaxRequestBytes, "ingest.max-request-bytes", "largest request body accepted, as sent")
+	fs.Var(&f.Ingest.MaxDecodedBytes, "ingest.max-decoded-bytes", "largest request body accepted after decompression")
+	fs.IntVar(&f.Ingest.MaxLabels, "ingest.max-labels", cfg.Ingest.MaxLabels, "most labels a series may carry, metric name included")
+	fs.IntVar(&f.Ingest.MaxLabelNameLength, "ingest.max-label-name-length", cfg.Ingest.MaxLabelNameLength, "longest label name in bytes")
+	fs.IntVar(&f.Ingest.MaxLabelValueLength, "ingest.max-label-value-length", cfg.Ingest.MaxLabelValueLength, "longest label value in bytes")
+	fs.Var(&f.Ingest.MaxFutureSkew, "ingest.max-future-skew", "how far ahead of the server clock a sample's timestamp may be")
+	fs.Float64Var(&f.Ingest.KioskRateLimit, "ingest.kiosk-rate-limit", cfg.Ingest.KioskRateLimit, "samples per second each kiosk may send on average (0: unlimited)")
+	fs.Float64Var(&f.Ingest.KioskRateBurst, "ingest.kiosk-rate-burst", 0, "samples a kiosk may send at once before its rate applies (0: 60 s of its rate)")
+	fs.IntVar(&f.Ingest.KioskSeriesLimit, "ingest.kiosk-series-limit", cfg.Ingest.KioskSeriesLimit, "distinct series each kiosk may write per series window (0: unlimited)")
+	fs.Var(&f.Ingest.KioskSeriesWindow, "ingest.kiosk-series-window", "window of the series limit")
+	fs.Var(&f.InventoryPoll, "inventory.poll", "how often the inventory file is checked for changes")
+	fs.Var(&f.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for requests in flight")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kioskmon serve [flags]\n\nRuns the kioskmon server on its embedded storage.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	if *configFile != "" {
+		fileCfg, err := server.LoadConfigFile(*configFile)
+		if err != nil {
+			return err
+		}
+		cfg = fileCfg
+	}
+	applyGivenFlags(fs, &cfg, &f)
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid flags: %w", err)
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	if *checkOnly {
+		if err := server.Check(cfg); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "configuration and inventory are valid")
+		return nil
+	}
+	server.Version = version
+	return server.Run(ctx, cfg, logger, func(addr string) {
+		fmt.Fprintf(stdout, "kioskmon %s serving on http://%s\n  send data:  POST http://%s/api/v1/write (remote write), /write (Influx), /api/v1/import/prometheus (text)\n  query:      http://%s/api/v1/query  (Grafana: Prometheus data source, URL http://%s)\n", version, addr, addr, addr, addr)
+	})
+}
+
+// applyGivenFlags copies into cfg the values of the flags given on the command line.
+func applyGivenFlags(fs *flag.FlagSet, cfg, f *server.Config) {
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "listen":
+			cfg.Listen = f.Listen
+		case "data":
+			cfg.Data = f.Data
+		case "inventory":
+			cfg.Inventory = f.Inventory
+		case "retention":
+			cfg.Retention = f.Retention
+		case "memory-limit":
+			cfg.MemoryLimit = f.MemoryLimit
+		case "log.level":
+			cfg.LogLevel = f.LogLevel
+		case "query.token-sha256":
+			cfg.Query.TokenSHA256 = f.Query.TokenSHA256
+		case "query.allow-open":
+			cfg.Query.AllowOpen = f.Query.AllowOpen
+		case "query.latency-offset":
+			cfg.Query.LatencyOffset = f.Query.LatencyOffset
+		case "query.max-concurrent":
+			cfg.Query.MaxConcurrent = f.Query.MaxConcurrent
+		case "wal.checkpoint-interval":
+			cfg.WAL.CheckpointInterval = f.WAL.CheckpointInterval
+		case "wal.disable":
+			cfg.WAL.Disable = f.WAL.Disable
+		case "wal.no-sync":
+			cfg.WAL.NoSync = f.WAL.NoSync
+		case "ingest.max-request-bytes":
+			cfg.Ingest.MaxRequestBytes = f.Ingest.MaxRequestBytes
+		case "ingest.max-decoded-bytes":
+			cfg.Ingest.MaxDecodedBytes = f.Ingest.MaxDecodedBytes
+		case "ingest.max-labels":
+			cfg.Ingest.MaxLabels = f.Ingest.MaxLabels
+		case "ingest.max-label-name-length":
+			cfg.Ingest.MaxLabelNameLength = f.Ingest.MaxLabelNameLength
+		case "ingest.max-label-value-length":
+			cfg.Ingest.MaxLabelValueLength = f.Ingest.MaxLabelValueLength
+		case "ingest.max-future-skew":
+			cfg.Ingest.MaxFutureSkew = f.Ingest.MaxFutureSkew
+		case "ingest.kiosk-rate-limit":
+			cfg.Ingest.KioskRateLimit = f.Ingest.KioskRateLimit
+		case "ingest.kiosk-rate-burst":
+			cfg.Ingest.KioskRateBurst = f.Ingest.KioskRateBurst
+		case "ingest.kiosk-series-limit":
+			cfg.Ingest.KioskSeriesLimit = f.Ingest.KioskSeriesLimit
+		case "ingest.kiosk-series-window":
+			cfg.Ingest.KioskSeriesWindow = f.Ingest.KioskSeriesWindow
+		case "inventory.poll":
+			cfg.InventoryPoll = f.InventoryPoll
+		case "shutdown-timeout":
+			cfg.ShutdownTimeout = f.ShutdownTimeout
+		}
+	})
+}
+
+func newLogger(w io.Writer, lvl string) log.Logger {
+	logger := log.NewLogfmtLogger(log.NewSyncWriter(w))
+	logger = level.NewFilter(logger, level.Allow(level.ParseDefault(lvl, level.InfoValue())))
+	return log.With(logger, "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
+}

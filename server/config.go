@@ -1,0 +1,279 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the server's configuration: the YAML file given by --config, with
+// command-line flags taking precedence over it.
+type Config struct {
+	Version   string   `yaml:"version"`
+	Listen    string   `yaml:"listen"`
+	Data      string   `yaml:"data"`
+	Inventory string   `yaml:"inventory"`
+	Retention Duration `yaml:"retention"`
+	// MemoryLimit is a soft cap for the Go heap and the storage caches.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
+	LogLevel    string   `yaml:"log_level"`
+
+	Query  QueryConfig  `yaml:"query"`
+	WAL    WALConfig    `yaml:"wal"`
+	Ingest IngestConfig `yaml:"ingest"`
+	// InventoryPoll is how often the inventory file is checked for changes.
+	InventoryPoll Duration `yaml:"inventory_poll"`
+	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+
+	root *yaml.Node // the parsed file, for line numbers in errors
+	file string
+}
+
+// QueryConfig configures the Prometheus-compatible query API.
+type QueryConfig struct {
+	// TokenSHA256 is the hex SHA-256 of the read token. When set, queries need
+	// it as a Bearer token or as the Basic auth password.
+	TokenSHA256 string `yaml:"token_sha256"`
+	// AllowOpen allows an unauthenticated query API on a non-loopback address.
+	AllowOpen bool `yaml:"allow_open"`
+	// LatencyOffset hides the newest samples from queries without explicit time.
+	LatencyOffset Duration `yaml:"latency_offset"`
+	// MaxConcurrent bounds concurrent queries.
+	MaxConcurrent int `yaml:"max_concurrent"`
+}
+
+// WALConfig configures the write-ahead log.
+type WALConfig struct {
+	// CheckpointInterval is how often the storage is flushed and the log trimmed.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// Disable turns the log off: acknowledged samples of the last seconds are
+	// then lost on a crash. Only for comparing costs.
+	Disable bool `yaml:"disable"`
+	// NoSync writes the log without fsync: safe against process crashes, not
+	// against power loss.
+	NoSync bool `yaml:"no_sync"`
+}
+
+// IngestConfig holds the ingest limits (see ingest.Config).
+type IngestConfig struct {
+	MaxRequestBytes     ByteSize `yaml:"max_request_bytes"`
+	MaxDecodedBytes     ByteSize `yaml:"max_decoded_bytes"`
+	MaxLabels           int      `yaml:"max_labels"`
+	MaxLabelNameLength  int      `yaml:"max_label_name_length"`
+	MaxLabelValueLength int      `yaml:"max_label_value_length"`
+	MaxFutureSkew       Duration `yaml:"max_future_skew"`
+	KioskRateLimit      float64  `yaml:"kiosk_rate_limit"`
+	KioskRateBurst      float64  `yaml:"kiosk_rate_burst"`
+	KioskSeriesLimit    int      `yaml:"kiosk_series_limit"`
+	KioskSeriesWindow   Duration `yaml:"kiosk_series_window"`
+}
+
+// DefaultConfig returns the configuration a server runs with when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Version:         "v1",
+		Listen:          "127.0.0.1:8428",
+		Data:            "kioskmon-data",
+		Inventory:       "inventory.yml",
+		Retention:       Duration(90 * 24 * time.Hour),
+		LogLevel:        "info",
+		InventoryPoll:   Duration(5 * time.Second),
+		ShutdownTimeout: Duration(30 * time.Second),
+		Query: QueryConfig{
+			LatencyOffset: Duration(5 * time.Second),
+		},
+		WAL: WALConfig{CheckpointInterval: Duration(30 * time.Second)},
+		Ingest: IngestConfig{
+			MaxRequestBytes:     16 << 20,
+			MaxDecodedBytes:     64 << 20,
+			MaxLabels:           40,
+			MaxLabelNameLength:  128,
+			MaxLabelValueLength: 1024,
+			MaxFutureSkew:       Duration(10 * time.Minute),
+			KioskRateLimit:      20000,
+			KioskSeriesLimit:    20000,
+			KioskSeriesWindow:   Duration(time.Hour),
+		},
+	}
+}
+
+// LoadConfigFile reads path over the defaults. Unknown fields are errors, and
+// every error names the file and line.
+func LoadConfigFile(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return ParseConfig(data, path)
+}
+
+var yamlLineRe = regexp.MustCompile(`line (\d+): `)
+
+// ParseConfig parses data (from file, for messages) over the defaults.
+func ParseConfig(data []byte, file string) (Config, error) {
+	cfg := DefaultConfig()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return Config{}, errors.New(cleanYAMLError(err, file))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, errors.New(cleanYAMLError(err, file))
+	}
+	cfg.root, cfg.file = &root, file
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// cleanYAMLError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: ..." into
+// "file:3: ..." lines.
+func cleanYAMLError(err error, file string) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	var out []string
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if m := yamlLineRe.FindStringSubmatchIndex(l); m != nil && m[0] == 0 {
+			l = file + ":" + l[m[2]:m[3]] + ": " + l[m[1]:]
+		} else if strings.HasPrefix(l, "line ") {
+			l = file + ":" + strings.TrimPrefix(l, "line ")
+		} else {
+			l = file + ": " + l
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// Validate checks the values; errors name the field and, for a file, its line.
+func (c *Config) Validate() error {
+	fail := func(format string, args ...any) error {
+		field := args[0].(string)
+		msg := fmt.Sprintf(format, args[1:]...)
+		if line := c.line(field); line > 0 {
+			return fmt.Errorf("%s:%d: %s: %s", c.file, line, field, msg)
+		}
+		if c.file != "" {
+			return fmt.Errorf("%s: %s: %s", c.file, field, msg)
+		}
+		return fmt.Errorf("%s: %s", field, msg)
+	}
+	if c.Version != "v1" {
+		return fail("%q is not a known config version; use v1", "version", c.Version)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fail("%q is not host:port", "listen", c.Listen)
+	}
+	if c.Data == "" {
+		return fail("is empty; give the data directory", "data")
+	}
+	if c.Inventory == "" {
+		return fail("is empty; give the kiosk inventory file", "inventory")
+	}
+	if time.Duration(c.Retention) < 24*time.Hour {
+		return fail("%s is shorter than the minimum of 1d", "retention", c.Retention)
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		return fail("%s is below the minimum of 64MiB", "memory_limit", c.MemoryLimit)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fail("%q is not one of debug, info, warn, error", "log_level", c.LogLevel)
+	}
+	if c.Query.TokenSHA256 != "" && !isHexSHA256(c.Query.TokenSHA256) {
+		return fail("is not 64 hex characters (the SHA-256 of the read token)", "query.token_sha256")
+	}
+	if c.Query.MaxConcurrent < 0 {
+		return fail("%d is negative", "query.max_concurrent", c.Query.MaxConcurrent)
+	}
+	if time.Duration(c.WAL.CheckpointInterval) < time.Second {
+		return fail("%s is shorter than 1s", "wal.checkpoint_interval", c.WAL.CheckpointInterval)
+	}
+	if time.Duration(c.InventoryPoll) < 100*time.Millisecond {
+		return fail("%s is shorter than 100ms", "inventory_poll", c.InventoryPoll)
+	}
+	in := c.Ingest
+	switch {
+	case in.MaxRequestBytes < 1024:
+		return fail("%s is below 1KiB", "ingest.max_request_bytes", in.MaxRequestBytes)
+	case in.MaxDecodedBytes < in.MaxRequestBytes:
+		return fail("%s is below ingest.max_request_bytes", "ingest.max_decoded_bytes", in.MaxDecodedBytes)
+	case in.MaxLabels < 2:
+		return fail("%d leaves no room for a metric name and a label", "ingest.max_labels", in.MaxLabels)
+	case in.MaxLabelNameLength < 16:
+		return fail("%d is below 16", "ingest.max_label_name_length", in.MaxLabelNameLength)
+	case in.MaxLabelValueLength < 16:
+		return fail("%d is below 16", "ingest.max_label_value_length", in.MaxLabelValueLength)
+	case in.MaxFutureSkew < 0:
+		return fail("%s is negative", "ingest.max_future_skew", in.MaxFutureSkew)
+	case time.Duration(in.KioskSeriesWindow) < time.Minute:
+		return fail("%s is shorter than 1m", "ingest.kiosk_series_window", in.KioskSeriesWindow)
+	}
+	return nil
+}
+
+// line returns the line of a dotted field path in the parsed file, or 0.
+func (c *Config) line(path string) int {
+	if c.root == nil || len(c.root.Content) == 0 {
+		return 0
+	}
+	n := c.root.Content[0]
+	line := 0
+	for _, key := range strings.Split(path, ".") {
+		if n.Kind != yaml.MappingNode {
+			return line
+		}
+		found := false
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				line, n, found = n.Content[i].Line, n.Content[i+1], true
+				break
+			}
+		}
+		if !found {
+			return 0
+		}
+	}
+	return line
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLoopback reports whether a listen address only accepts local connections.
+func isLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,405 @@
+// Package server runs kioskmon serve: it opens the storage and the
+// write-ahead log, replays what a crash left, and serves ingest, the query API,
+// health and self-metrics until its context ends.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/kioskmon/kioskmon/ingest"
+	"github.com/kioskmon/kioskmon/ingest/inventory"
+	"github.com/kioskmon/kioskmon/ingest/store"
+	"github.com/kioskmon/kioskmon/ingest/wal"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Run serves until ctx is done, then shuts down gracefully: it stops accepting
+// requests, waits for those in flight, flushes the storage and closes it.
+// ready, if not nil, is called with the bound address once requests are served.
+func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr string)) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.Query.TokenSHA256 == "" && !cfg.Query.AllowOpen && !isLoopback(cfg.Listen) {
+		return fmt.Errorf("listen address %s is not loopback and the query API has no read token: set --query.token-sha256 (kioskmon token hash) or --query.allow-open", cfg.Listen)
+	}
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimit))
+	}
+	if _, err := os.Stat(cfg.Inventory); err != nil {
+		return fmt.Errorf("kiosk inventory %s: %w; create it with `kioskmon kiosks add --inventory %s --id ID --site SITE --district D --provider P`", cfg.Inventory, err, cfg.Inventory)
+	}
+	kiosks, err := inventory.NewWatcher(cfg.Inventory, logger)
+	if err != nil {
+		return fmt.Errorf("load kiosk inventory: %w", err)
+	}
+
+	level.Info(logger).Log("msg", "opening storage", "data", cfg.Data, "retention", cfg.Retention)
+	st, err := store.Open(store.Config{
+		DataPath:             filepath.Join(cfg.Data),
+		Retention:            time.Duration(cfg.Retention),
+		MemoryLimitBytes:     int64(cfg.MemoryLimit),
+		SearchLatencyOffset:  time.Duration(cfg.Query.LatencyOffset),
+		MaxConcurrentQueries: cfg.Query.MaxConcurrent,
+	})
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	defer func() {
+		level.Info(logger).Log("msg", "closing storage")
+		if err := st.Close(); err != nil {
+			level.Error(logger).Log("msg", "close storage", "err", err)
+		}
+	}()
+
+	var writer ingest.Writer = directWriter{st}
+	var wlog *wal.WAL
+	if !cfg.WAL.Disable {
+		wlog, err = openAndReplayWAL(cfg, st, logger)
+		if err != nil {
+			return err
+		}
+		writer = walWriter{wlog, st}
+	} else {
+		level.Warn(logger).Log("msg", "write-ahead log disabled: acknowledged samples of the last seconds are lost on a crash")
+	}
+
+	self := metrics.NewSet()
+	metrics.RegisterSet(self)
+	defer metrics.UnregisterSet(self, true)
+	h, err := ingest.New(ingestConfig(cfg), kiosks, writer, self, logger)
+	if err != nil {
+		return err
+	}
+	registerSelfMetrics(self, kiosks, wlog)
+
+	var isReady atomic.Bool
+	mux := http.NewServeMux()
+	h.Register(mux)
+	readAuth := newReadAuth(cfg.Query.TokenSHA256)
+	query := readAuth.wrap(st.QueryHandler())
+	for _, p := range queryPaths {
+		mux.Handle(p, query)
+	}
+	mux.Handle("/api/v1/label/", query)
+	mux.Handle("/vmui/", query)
+	mux.Handle("/internal/force_flush", readAuth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st.MakeSearchable()
+		w.WriteHeader(http.StatusNoContent)
+	})))
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		st.WriteMetrics(w)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !isReady.Load() {
+			http.Error(w, "not ready: starting or shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		writeIndex(w, cfg)
+	})
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another server running? choose another --listen)", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	serveErr := make(chan error, 1)
+	wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+			cancel()
+		}
+	})
+	wg.Go(func() { kiosks.Run(ctx, time.Duration(cfg.InventoryPoll)) })
+	wg.Go(func() { reloadOnSIGHUP(ctx, kiosks, h, logger) })
+	if wlog != nil {
+		wg.Go(func() { checkpointLoop(ctx, wlog, st, time.Duration(cfg.WAL.CheckpointInterval), logger) })
+	}
+
+	isReady.Store(true)
+	addr := ln.Addr().String()
+	level.Info(logger).Log("msg", "kioskmon is ready", "listen", addr, "kiosks", kiosks.Index().Len(),
+		"write", "http://"+addr+"/api/v1/write (remote write), /write and /api/v2/write (Influx), /api/v1/import/prometheus (text)",
+		"query", "http://"+addr+"/api/v1/query (Prometheus API; Grafana data source URL http://"+addr+")")
+	if ready != nil {
+		ready(addr)
+	}
+
+	<-ctx.Done()
+	isReady.Store(false)
+	level.Info(logger).Log("msg", "shutting down: no new requests, waiting for those in flight")
+	shutdownCtx, stop := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+	defer stop()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		level.Warn(logger).Log("msg", "requests still in flight at the shutdown timeout were cut", "err", err)
+		srv.Close()
+	}
+	wg.Wait()
+	if wlog != nil {
+		// Everything acknowledged is in the storage now; flushing it durably
+		// lets the log start empty next time.
+		if err := wlog.Checkpoint(st.FlushToDisk); err != nil {
+			level.Error(logger).Log("msg", "final checkpoint failed; the log will be replayed at the next start", "err", err)
+		}
+		if err := wlog.Close(); err != nil {
+			level.Error(logger).Log("msg", "close write-ahead log", "err", err)
+		}
+	}
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve http: %w", err)
+	default:
+		return nil
+	}
+}
+
+// queryPaths are the read endpoints handed to the storage: what Grafana's
+// Prometheus data source uses, plus export for backups.
+var queryPaths = []string{
+	"/api/v1/query",
+	"/api/v1/query_range",
+	"/api/v1/series",
+	"/api/v1/series/count",
+	"/api/v1/labels",
+	"/api/v1/metadata",
+	"/api/v1/query_exemplars",
+	"/api/v1/status/buildinfo",
+	"/api/v1/status/tsdb",
+	"/api/v1/export",
+	"/api/v1/export/native",
+	"/api/v1/export/csv",
+	"/vmui",
+}
+
+func ingestConfig(cfg Config) ingest.Config {
+	in := cfg.Ingest
+	rate := in.KioskRateLimit
+	if rate == 0 {
+		rate = -1 // 0 in kioskmon's config means unlimited
+	}
+	series := in.KioskSeriesLimit
+	if series == 0 {
+		series = -1
+	}
+	return ingest.Config{
+		MaxRequestBytes:     int64(in.MaxRequestBytes),
+		MaxDecodedBytes:     int64(in.MaxDecodedBytes),
+		MaxLabels:           in.MaxLabels,
+		MaxLabelNameLength:  in.MaxLabelNameLength,
+		MaxLabelValueLength: in.MaxLabelValueLength,
+		MaxFutureSkew:       time.Duration(in.MaxFutureSkew),
+		Retention:           time.Duration(cfg.Retention),
+		KioskRateLimit:      rate,
+		KioskRateBurst:      in.KioskRateBurst,
+		KioskSeriesLimit:    series,
+		KioskSeriesWindow:   time.Duration(in.KioskSeriesWindow),
+	}
+}
+
+// walWriter acknowledges rows once they are in the log and in the storage.
+type walWriter struct {
+	log *wal.WAL
+	st  *store.Storage
+}
+
+func (w walWriter) Write(rows []store.Row) error { return w.log.Write(rows, w.st.AddRows) }
+
+// directWriter writes to the storage only (--wal.disable).
+type directWriter struct{ st *store.Storage }
+
+func (w directWriter) Write(rows []store.Row) error { return w.st.AddRows(rows) }
+
+func openAndReplayWAL(cfg Config, st *store.Storage, logger log.Logger) (*wal.WAL, error) {
+	dir := filepath.Join(cfg.Data, "wal")
+	l, err := wal.Open(wal.Config{Dir: dir, NoSync: cfg.WAL.NoSync}, logger)
+	if err != nil {
+		return nil, fmt.Errorf("open write-ahead log: %w", err)
+	}
+	start := time.Now()
+	var replayed atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				level.Info(logger).Log("msg", "replaying write-ahead log", "samples_so_far", replayed.Load(), "elapsed", time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	stats, err := l.Replay(func(rows []store.Row) error {
+		replayed.Add(int64(len(rows)))
+		return st.AddRows(rows)
+	})
+	close(done)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("replay write-ahead log in %s: %w (move the damaged segment away to start without it)", dir, err)
+	}
+	if stats.Segments > 0 {
+		level.Info(logger).Log("msg", "replayed write-ahead log", "segments", stats.Segments, "samples", stats.Samples,
+			"torn_tail_bytes", stats.TornBytes, "corrupt_segments", stats.CorruptSegs, "duration", time.Since(start).Round(time.Millisecond))
+	}
+	if err := l.Checkpoint(st.FlushToDisk); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("checkpoint after replay: %w", err)
+	}
+	return l, nil
+}
+
+func checkpointLoop(ctx context.Context, l *wal.WAL, st *store.Storage, every time.Duration, logger log.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := l.Checkpoint(st.FlushToDisk); err != nil {
+				level.Error(logger).Log("msg", "write-ahead log checkpoint failed; the log keeps growing until one succeeds", "err", err)
+			}
+		}
+	}
+}
+
+func reloadOnSIGHUP(ctx context.Context, kiosks *inventory.Watcher, h *ingest.Handler, logger log.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := kiosks.Reload(); err == nil {
+				h.ForgetRemovedKiosks()
+				level.Info(logger).Log("msg", "reloaded kiosk inventory on SIGHUP", "kiosks", kiosks.Index().Len())
+			}
+		}
+	}
+}
+
+func registerSelfMetrics(set *metrics.Set, kiosks *inventory.Watcher, l *wal.WAL) {
+	set.NewGauge(fmt.Sprintf(`kioskmon_build_info{version=%q}`, Version), func() float64 { return 1 })
+	set.NewGauge(`kioskmon_inventory_kiosks`, func() float64 { return float64(kiosks.Index().Len()) })
+	set.NewGauge(`kioskmon_inventory_last_reload_success`, func() float64 {
+		if kiosks.LastReloadSuccess() {
+			return 1
+		}
+		return 0
+	})
+	set.NewGauge(`kioskmon_inventory_reloads_failed_total`, func() float64 { _, failed := kiosks.ReloadsTotal(); return float64(failed) })
+	if l == nil {
+		return
+	}
+	set.NewGauge(`kioskmon_wal_size_bytes`, func() float64 { return float64(l.Size()) })
+	set.NewGauge(`kioskmon_wal_commits_total`, func() float64 { return float64(l.Stats().Commits) })
+	set.NewGauge(`kioskmon_wal_written_bytes_total`, func() float64 { return float64(l.Stats().RecordsBytes) })
+	set.NewGauge(`kioskmon_wal_checkpoints_total`, func() float64 { return float64(l.Stats().Checkpoints) })
+}
+
+// readAuth guards the query API with the read token, when one is configured.
+type readAuth struct {
+	hash []byte
+}
+
+func newReadAuth(hexHash string) readAuth {
+	if hexHash == "" {
+		return readAuth{}
+	}
+	h, _ := hex.DecodeString(strings.ToLower(hexHash))
+	return readAuth{hash: h}
+}
+
+func (a readAuth) wrap(next http.Handler) http.Handler {
+	if a.hash == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := ""
+		if scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(cred)
+		} else if _, pass, ok := r.BasicAuth(); ok {
+			token = pass
+		}
+		sum := sha256.Sum256([]byte(token))
+		if token == "" || subtle.ConstantTimeCompare(sum[:], a.hash) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="kioskmon query"`)
+			http.Error(w, "kioskmon: the query API needs the read token, as a Bearer token or as the Basic auth password", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeIndex(w http.ResponseWriter, cfg Config) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, `kioskmon %s
+
+write (kiosk token required):
+  POST /api/v1/write              Prometheus remote write 1.0
+  POST /write, /api/v2/write      Influx line protocol (Telegraf outputs.influxdb / influxdb_v2)
+  POST /api/v1/import/prometheus  Prometheus text format
+query (Prometheus HTTP API; Grafana: Prometheus data source with this server's URL):
+  /api/v1/query  /api/v1/query_range  /api/v1/series  /api/v1/labels  /api/v1/label/NAME/values
+  /api/v1/export  /api/v1/status/buildinfo  /vmui/
+operations:
+  /metrics  /healthz  /readyz
+`, Version)
+}
+
+// Check validates cfg and loads the inventory it names, without starting anything.
+func Check(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if _, err := inventory.Load(cfg.Inventory); err != nil {
+		return fmt.Errorf("kiosk inventory: %w", err)
+	}
+	return nil
+}
