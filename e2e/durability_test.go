@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -147,5 +148,30 @@ func TestInventoryReloadAndGracefulShutdown(t *testing.T) {
 		if fi, err := os.Stat(seg); err == nil && fi.Size() > 8 {
 			t.Errorf("segment %s (%d bytes) left after a clean shutdown", seg, fi.Size())
 		}
+	}
+}
+
+// TestInventoryReloadOnSIGHUP: with polling effectively off, SIGHUP alone
+// makes a new kiosk's token work.
+func TestInventoryReloadOnSIGHUP(t *testing.T) {
+	inv := filepath.Join(t.TempDir(), "inventory.yml")
+	addKiosk(t, inv, "k1", "hall")
+	s := newServer(t, inv, "--inventory.poll", "1h")
+	token := addKiosk(t, inv, "k-hup", "hall")
+	ctx := context.Background()
+	if status, _ := post(t, ctx, s.url("/write"), []byte("hup_probe v=1"), "Authorization", "Bearer "+token); status != 401 {
+		t.Fatalf("new kiosk accepted before SIGHUP (status %d): the poll interval was not honoured", status)
+	}
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, msg := post(t, ctx, s.url("/write"), []byte("hup_probe v=1"), "Authorization", "Bearer "+token)
+		if status == 204 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new kiosk refused 10s after SIGHUP: %d %s", status, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -59,7 +59,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&s); err != nil {
 		return err
 	}
-	return d.Set(s)
+	if err := d.Set(s); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
 }
 
 // MarshalYAML implements yaml.Marshaler.
@@ -123,7 +126,10 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	if err := n.Decode(&s); err != nil {
 		return err
 	}
-	return b.Set(s)
+	if err := b.Set(s); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
 }
 
 // MarshalYAML implements yaml.Marshaler.

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigFiles(t *testing.T) {
+	good, _ := filepath.Glob("testdata/*.good.yml")
+	for _, f := range good {
+		if _, err := LoadConfigFile(f); err != nil {
+			t.Errorf("%s: %s", f, err)
+		}
+	}
+	cfg, err := LoadConfigFile("testdata/full.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(cfg.Retention) != 26*7*24*time.Hour || cfg.MemoryLimit != 4<<30 || cfg.Ingest.MaxLabelNameLength != 128 {
+		t.Errorf("parsed %+v: retention, memory limit or a default is wrong", cfg)
+	}
+
+	want := map[string]string{
+		"unknown-key":           "unknown-key.bad.yml:3: field retension not found",
+		"bad-retention":         "bad-retention.bad.yml:2: retention: 12h0m0s is shorter than the minimum of 1d",
+		"bad-duration":          `bad-duration.bad.yml:3: duration "soon": want e.g. 30s`,
+		"bad-size":              `bad-size.bad.yml:2: size "lots": want e.g. 512MiB`,
+		"small-memory":          "small-memory.bad.yml:2: memory_limit: 1MiB is below the minimum of 64MiB",
+		"bad-token":             "bad-token.bad.yml:3: query.token_sha256: is not 64 hex characters",
+		"bad-listen":            `bad-listen.bad.yml:2: listen: "8428" is not host:port`,
+		"bad-version":           `bad-version.bad.yml:1: version: "2" is not a known config version`,
+		"bad-level":             `bad-level.bad.yml:2: log_level: "chatty" is not one of debug, info, warn, error`,
+		"decoded-below-request": "decoded-below-request.bad.yml:4: ingest.max_decoded_bytes: 16MiB is below ingest.max_request_bytes",
+	}
+	bad, _ := filepath.Glob("testdata/*.bad.yml")
+	if len(bad) != len(want) {
+		t.Fatalf("%d bad files, %d expectations", len(bad), len(want))
+	}
+	for _, f := range bad {
+		name := strings.TrimSuffix(filepath.Base(f), ".bad.yml")
+		_, err := LoadConfigFile(f)
+		if err == nil || !strings.Contains(err.Error(), want[name]) {
+			t.Errorf("%s:\n got %v\nwant %s", f, err, want[name])
+		}
+	}
+}
+
+func TestUnits(t *testing.T) {
+	d := func(in string, want time.Duration) {
+		t.Helper()
+		got, err := ParseDuration(in)
+		if err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	d("90d", 90*24*time.Hour)
+	d("2w", 14*24*time.Hour)
+	d("1y", 365*24*time.Hour)
+	d("1.5d", 36*time.Hour)
+	d("30s", 30*time.Second)
+	b := func(in string, want int64) {
+		t.Helper()
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	b("16MiB", 16<<20)
+	b("2GiB", 2<<30)
+	b("64KB", 64000)
+	b("1024", 1024)
+	for _, bad := range []string{"-1d", "d", "5 parsecs"} {
+		if _, err := ParseDuration(bad); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", bad)
+		}
+	}
+	if s := ByteSize(4 << 30).String(); s != "4GiB" {
+		t.Errorf("4GiB prints as %s", s)
+	}
+}
+
+func TestOpenQueryAPIOnPublicAddressNeedsAToken(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listen = "0.0.0.0:0"
+	err := Run(t.Context(), cfg, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "--query.token-sha256") {
+		t.Fatalf("got %v, want a refusal naming --query.token-sha256", err)
+	}
+	if !isLoopback("127.0.0.1:8428") || !isLoopback("[::1]:8428") || !isLoopback("localhost:1") || isLoopback("0.0.0.0:8428") || isLoopback(":8428") {
+		t.Error("isLoopback misjudges an address")
+	}
+}
