@@ -61,6 +61,9 @@ type WALConfig struct {
 	// NoSync writes the log without fsync: safe against process crashes, not
 	// against power loss.
 	NoSync bool `yaml:"no_sync"`
+	// CommitDelay makes each fsync wait this long for more requests to share
+	// it: fewer fsyncs, higher latency.
+	CommitDelay Duration `yaml:"commit_delay"`
 }
 
 // IngestConfig holds the ingest limits (see ingest.Config).
@@ -204,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.WAL.CheckpointInterval) < time.Second {
 		return fail("%s is shorter than 1s", "wal.checkpoint_interval", c.WAL.CheckpointInterval)
+	}
+	if c.WAL.CommitDelay < 0 || time.Duration(c.WAL.CommitDelay) > time.Second {
+		return fail("%s is not between 0 and 1s", "wal.commit_delay", c.WAL.CommitDelay)
 	}
 	if time.Duration(c.InventoryPoll) < 100*time.Millisecond {
 		return fail("%s is shorter than 100ms", "inventory_poll", c.InventoryPoll)

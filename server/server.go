@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -110,6 +111,8 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		st.MakeSearchable()
 		w.WriteHeader(http.StatusNoContent)
 	})))
+	mux.Handle("/debug/pprof/", readAuth.wrap(http.HandlerFunc(pprof.Index)))
+	mux.Handle("/debug/pprof/profile", readAuth.wrap(http.HandlerFunc(pprof.Profile)))
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		st.WriteMetrics(w)
@@ -253,7 +256,7 @@ func (w directWriter) Write(rows []store.Row) error { return w.st.AddRows(rows) 
 
 func openAndReplayWAL(cfg Config, st *store.Storage, logger log.Logger) (*wal.WAL, error) {
 	dir := filepath.Join(cfg.Data, "wal")
-	l, err := wal.Open(wal.Config{Dir: dir, NoSync: cfg.WAL.NoSync}, logger)
+	l, err := wal.Open(wal.Config{Dir: dir, NoSync: cfg.WAL.NoSync, CommitDelay: time.Duration(cfg.WAL.CommitDelay)}, logger)
 	if err != nil {
 		return nil, fmt.Errorf("open write-ahead log: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/go-kit/log"
@@ -56,6 +57,9 @@ type Config struct {
 	// NoSync skips fsync. Acknowledged samples may then be lost on power loss
 	// (not on a process crash). For benchmarks that measure the cost of fsync.
 	NoSync bool
+	// CommitDelay is how long the flusher waits after the first record of a
+	// batch for others to join it, trading latency for fewer fsyncs.
+	CommitDelay time.Duration
 }
 
 // Stats are cumulative counters for self-metrics.
@@ -207,6 +211,9 @@ func (w *WAL) encodeLocked(dst []byte, rows []store.Row) []byte {
 func (w *WAL) flushLoop() {
 	defer w.flushing.Done()
 	for range w.flushReq {
+		if w.cfg.CommitDelay > 0 {
+			time.Sleep(w.cfg.CommitDelay)
+		}
 		w.mu.Lock()
 		if len(w.buf) == 0 {
 			w.mu.Unlock()
