@@ -7,9 +7,11 @@ package ingest
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,10 +25,11 @@ import (
 	"github.com/kioskmon/kioskmon/ingest/store"
 )
 
-// Writer stores accepted samples durably: when Write returns nil the rows
-// survive a crash. It must not keep rows after returning.
+// Writer stores accepted samples. Write hands rows to the storage and returns
+// a function that waits until they are durable; they are acknowledged when
+// that returns nil. Write must not keep rows after returning.
 type Writer interface {
-	Write(rows []store.Row) error
+	Write(rows []store.Row) (wait func() error, err error)
 }
 
 // Directory gives the current kiosk inventory.
@@ -61,6 +64,10 @@ type Config struct {
 	// KioskSeriesWindow; negative means unlimited. Default 20000 per hour.
 	KioskSeriesLimit  int
 	KioskSeriesWindow time.Duration
+	// MaxConcurrent bounds requests being decoded and stored at once; the
+	// others wait up to MaxQueueDuration, then get 503. Default 2 per CPU.
+	MaxConcurrent    int
+	MaxQueueDuration time.Duration
 }
 
 func (c *Config) defaults() {
@@ -98,6 +105,12 @@ func (c *Config) defaults() {
 	if c.KioskSeriesWindow == 0 {
 		c.KioskSeriesWindow = time.Hour
 	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = 2 * runtime.GOMAXPROCS(0)
+	}
+	if c.MaxQueueDuration == 0 {
+		c.MaxQueueDuration = 30 * time.Second
+	}
 }
 
 // Validate names the first bad field.
@@ -113,6 +126,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("label name and value limits (%d, %d) must be at least 16 bytes", c.MaxLabelNameLength, c.MaxLabelValueLength)
 	case c.MaxFutureSkew < 0:
 		return fmt.Errorf("max future skew %s is negative", c.MaxFutureSkew)
+	case c.MaxConcurrent < 1:
+		return fmt.Errorf("max concurrent %d is below 1", c.MaxConcurrent)
 	case c.KioskSeriesWindow < time.Minute:
 		return fmt.Errorf("series window %s is shorter than a minute", c.KioskSeriesWindow)
 	}
@@ -128,6 +143,7 @@ type Handler struct {
 	limiter *limiter
 	now     func() time.Time
 	ctxPool sync.Pool
+	slots   chan struct{}
 	metrics *handlerMetrics
 }
 
@@ -138,6 +154,7 @@ type handlerMetrics struct {
 	samples         map[string]*metrics.Counter
 	duration        map[string]*metrics.Histogram
 	writeErrors     *metrics.Counter
+	queueTimeouts   *metrics.Counter
 }
 
 // Protocols served, as they appear in the protocol label of self-metrics.
@@ -163,6 +180,7 @@ func newHandlerMetrics(set *metrics.Set) *handlerMetrics {
 		m.duration[p] = set.NewHistogram(fmt.Sprintf(`kioskmon_ingest_request_duration_seconds{protocol=%q}`, p))
 	}
 	m.writeErrors = set.NewCounter(`kioskmon_ingest_write_errors_total`)
+	m.queueTimeouts = set.NewCounter(`kioskmon_ingest_queue_timeouts_total`)
 	return m
 }
 
@@ -184,6 +202,7 @@ func New(cfg Config, kiosks Directory, writer Writer, set *metrics.Set, logger l
 		logger:  logger,
 		limiter: newLimiter(rate, burst, series, cfg.KioskSeriesWindow),
 		now:     time.Now,
+		slots:   make(chan struct{}, cfg.MaxConcurrent),
 		metrics: newHandlerMetrics(set),
 	}
 	h.ctxPool.New = func() any { return &requestCtx{} }
@@ -228,51 +247,111 @@ func (h *Handler) endpoint(proto string, decode decodeFunc) http.Handler {
 			return
 		}
 		ctx := h.ctxPool.Get().(*requestCtx)
-		defer h.ctxPool.Put(ctx)
-		now := h.now()
-		b := &ctx.batch
-		b.reset(h, kiosk, now)
-		k := h.limiter.get(kiosk.ID, now)
-		b.budget = h.limiter.lockSeries(k, now)
-		rerr = decode(r, ctx)
-		b.budget.unlock()
-		if rerr != nil {
+		if rerr := h.readBody(r, ctx); rerr != nil {
+			h.ctxPool.Put(ctx)
 			h.replyRefused(w, r, proto, rerr)
 			return
 		}
-		if len(b.rows) > 0 {
-			if ok, wait := h.limiter.take(k, len(b.rows), now); !ok {
-				b.refuseAll(reasonRateLimited, func() string {
-					return fmt.Sprintf("kiosk %q exceeded its rate of %g samples/s; retry after %s", kiosk.ID, h.cfg.KioskRateLimit, wait)
-				})
-				w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
-			}
+		// Decoding and storing are bounded to a few at a time, as the storage
+		// wants: memory stays bounded under a burst of large requests.
+		if !h.acquire(r.Context()) {
+			h.ctxPool.Put(ctx)
+			h.metrics.queueTimeouts.Inc()
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "kioskmon: too many writes in progress; retry later", http.StatusServiceUnavailable)
+			return
 		}
-		rows := b.finish()
-		if len(rows) > 0 {
-			if err := h.writer.Write(rows); err != nil {
+		status, msg, wait := h.process(w, r, proto, decode, kiosk, ctx)
+		h.ctxPool.Put(ctx)
+		<-h.slots
+		// The rows are in storage; wait until the log has them on disk before
+		// acknowledging, without holding a slot or the request's buffers.
+		if wait != nil {
+			if err := wait(); err != nil {
 				h.metrics.writeErrors.Inc()
-				level.Error(h.logger).Log("msg", "cannot store samples", "kiosk", kiosk.ID, "samples", len(rows), "err", err)
-				// Nothing was acknowledged; the client should retry.
+				level.Error(h.logger).Log("msg", "cannot make samples durable", "kiosk", kiosk.ID, "err", err)
 				http.Error(w, "kioskmon: cannot store samples now, retry later: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
-			h.metrics.samples[proto].Add(len(rows))
 		}
-		if b.tally.total == 0 {
-			w.WriteHeader(http.StatusNoContent)
-			return
+		switch {
+		case status == http.StatusNoContent:
+			w.WriteHeader(status)
+		case status == http.StatusServiceUnavailable:
+			http.Error(w, msg, status)
+		default:
+			writeError(w, r, proto, status, msg)
 		}
-		for r := range numReasons {
-			if n := b.tally.samples[r]; n > 0 {
-				h.metrics.rejected[r].Inc()
-				h.metrics.rejectedSamples[r].Add(n)
-			}
-		}
-		msg := b.tally.message(kiosk.ID, len(rows))
-		level.Debug(h.logger).Log("msg", "refused samples", "kiosk", kiosk.ID, "detail", msg)
-		writeError(w, r, proto, b.tally.status(), msg)
 	})
+}
+
+// acquire takes a processing slot, waiting at most MaxQueueDuration.
+func (h *Handler) acquire(ctx context.Context) bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(h.cfg.MaxQueueDuration)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// process decodes the body in ctx, applies the limits and hands the accepted
+// rows to the writer. It returns the reply's status and message, and the
+// function that waits for durability (nil if nothing was written).
+func (h *Handler) process(w http.ResponseWriter, r *http.Request, proto string, decode decodeFunc, kiosk *inventory.Kiosk, ctx *requestCtx) (int, string, func() error) {
+	now := h.now()
+	b := &ctx.batch
+	b.reset(h, kiosk, now)
+	k := h.limiter.get(kiosk.ID, now)
+	b.budget = h.limiter.lockSeries(k, now)
+	rerr := decode(r, ctx)
+	b.budget.unlock()
+	if rerr != nil {
+		h.metrics.rejected[rerr.reason].Inc()
+		return rerr.reason.status(), rerr.msg, nil
+	}
+	if len(b.rows) > 0 {
+		if ok, wait := h.limiter.take(k, len(b.rows), now); !ok {
+			b.refuseAll(reasonRateLimited, func() string {
+				return fmt.Sprintf("kiosk %q exceeded its rate of %g samples/s; retry after %s", kiosk.ID, h.cfg.KioskRateLimit, wait)
+			})
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())))
+		}
+	}
+	rows := b.finish()
+	var durable func() error
+	if len(rows) > 0 {
+		var err error
+		durable, err = h.writer.Write(rows)
+		if err != nil {
+			h.metrics.writeErrors.Inc()
+			level.Error(h.logger).Log("msg", "cannot store samples", "kiosk", kiosk.ID, "samples", len(rows), "err", err)
+			// Nothing was acknowledged; the client should retry.
+			return http.StatusServiceUnavailable, "kioskmon: cannot store samples now, retry later: " + err.Error(), nil
+		}
+		h.metrics.samples[proto].Add(len(rows))
+	}
+	if b.tally.total == 0 {
+		return http.StatusNoContent, "", durable
+	}
+	for r := range numReasons {
+		if n := b.tally.samples[r]; n > 0 {
+			h.metrics.rejected[r].Inc()
+			h.metrics.rejectedSamples[r].Add(n)
+		}
+	}
+	msg := b.tally.message(kiosk.ID, len(rows))
+	level.Debug(h.logger).Log("msg", "refused samples", "kiosk", kiosk.ID, "detail", msg)
+	return b.tally.status(), msg, durable
 }
 
 func (h *Handler) replyRefused(w http.ResponseWriter, r *http.Request, proto string, e *requestError) {
@@ -327,9 +406,6 @@ func (h *Handler) readBody(r *http.Request, ctx *requestCtx) *requestError {
 
 // decodedBody returns the body, gunzipped when the client says so.
 func (h *Handler) decodedBody(r *http.Request, ctx *requestCtx) ([]byte, *requestError) {
-	if rerr := h.readBody(r, ctx); rerr != nil {
-		return nil, rerr
-	}
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
 	case "", "identity":
 		return ctx.body.Bytes(), nil

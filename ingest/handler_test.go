@@ -36,16 +36,16 @@ type recordingWriter struct {
 	fail    error
 }
 
-func (w *recordingWriter) Write(rows []store.Row) error {
+func (w *recordingWriter) Write(rows []store.Row) (func() error, error) {
 	if w.fail != nil {
-		return w.fail
+		return nil, w.fail
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, r := range rows {
 		labels, err := store.DecodeMetricName(r.MetricNameRaw)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		name := labels[0].Value
 		rest := labels[1:]
@@ -56,7 +56,7 @@ func (w *recordingWriter) Write(rows []store.Row) error {
 		}
 		w.samples = append(w.samples, fmt.Sprintf("%s{%s} %g @%d", name, strings.Join(parts, ","), r.Value, r.Timestamp))
 	}
-	return nil
+	return func() error { return nil }, nil
 }
 
 func (w *recordingWriter) take() []string {
@@ -417,5 +417,42 @@ func TestMethodNotAllowed(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
 		t.Fatalf("GET: %d allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+}
+
+// blockingWriter holds each write until released.
+type blockingWriter struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) Write([]store.Row) (func() error, error) {
+	w.entered <- struct{}{}
+	<-w.release
+	return func() error { return nil }, nil
+}
+
+func TestConcurrentWritesAreBounded(t *testing.T) {
+	f := newFixture(t, Config{MaxConcurrent: 1, MaxQueueDuration: 100 * time.Millisecond})
+	bw := &blockingWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	f.h.writer = bw
+	body := remoteWriteBody(ts("up", now, 1))
+	first := make(chan int)
+	go func() {
+		status, _, _ := f.post(t, "/api/v1/write", body, basic1...)
+		first <- status
+	}()
+	<-bw.entered
+	// The only slot is taken: the next request waits, then is told to retry.
+	status, msg, hdr := f.post(t, "/api/v1/write", body, basic1...)
+	if status != 503 || !strings.Contains(msg, "too many writes in progress") || hdr.Get("Retry-After") == "" {
+		t.Fatalf("second request: %d %q", status, msg)
+	}
+	close(bw.release)
+	if s := <-first; s != 204 {
+		t.Fatalf("first request: %d", s)
+	}
+	if n := f.counter(t, "kioskmon_ingest_queue_timeouts_total"); n != 1 {
+		t.Fatalf("queue timeouts %d, want 1", n)
 	}
 }

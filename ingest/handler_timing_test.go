@@ -15,7 +15,9 @@ import (
 
 type discardWriter struct{}
 
-func (discardWriter) Write([]store.Row) error { return nil }
+func (discardWriter) Write([]store.Row) (func() error, error) {
+	return func() error { return nil }, nil
+}
 
 // kioskSeries returns n series shaped like a kiosk's: few metric names, a
 // handful of labels each.

@@ -30,9 +30,6 @@ func (h *Handler) remoteWrite(r *http.Request, ctx *requestCtx) *requestError {
 	if ct := r.Header.Get("Content-Type"); strings.Contains(ct, "io.prometheus.write.v2.Request") {
 		return refuse(reasonUnsupportedMediaType, "remote write 2.0 (%s) is not supported; send remote write 1.0 (in Prometheus: protobuf_message: prometheus.WriteRequest)", ct)
 	}
-	if rerr := h.readBody(r, ctx); rerr != nil {
-		return rerr
-	}
 	body := ctx.body.Bytes()
 	switch enc := strings.ToLower(r.Header.Get("Content-Encoding")); enc {
 	case "", "snappy":

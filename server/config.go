@@ -78,6 +78,10 @@ type IngestConfig struct {
 	KioskRateBurst      float64  `yaml:"kiosk_rate_burst"`
 	KioskSeriesLimit    int      `yaml:"kiosk_series_limit"`
 	KioskSeriesWindow   Duration `yaml:"kiosk_series_window"`
+	// MaxConcurrent bounds requests decoded and stored at once (0: 2 per CPU).
+	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxQueueDuration is how long a request waits for a slot before a 503.
+	MaxQueueDuration Duration `yaml:"max_queue_duration"`
 }
 
 // DefaultConfig returns the configuration a server runs with when nothing is set.
@@ -228,6 +232,10 @@ func (c *Config) Validate() error {
 		return fail("%d is below 16", "ingest.max_label_value_length", in.MaxLabelValueLength)
 	case in.MaxFutureSkew < 0:
 		return fail("%s is negative", "ingest.max_future_skew", in.MaxFutureSkew)
+	case in.MaxConcurrent < 0:
+		return fail("%d is negative", "ingest.max_concurrent", in.MaxConcurrent)
+	case in.MaxQueueDuration < 0:
+		return fail("%s is negative", "ingest.max_queue_duration", in.MaxQueueDuration)
 	case time.Duration(in.KioskSeriesWindow) < time.Minute:
 		return fail("%s is shorter than 1m", "ingest.kiosk_series_window", in.KioskSeriesWindow)
 	}

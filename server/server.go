@@ -238,6 +238,8 @@ func ingestConfig(cfg Config) ingest.Config {
 		KioskRateBurst:      in.KioskRateBurst,
 		KioskSeriesLimit:    series,
 		KioskSeriesWindow:   time.Duration(in.KioskSeriesWindow),
+		MaxConcurrent:       in.MaxConcurrent,
+		MaxQueueDuration:    time.Duration(in.MaxQueueDuration),
 	}
 }
 
@@ -247,12 +249,16 @@ type walWriter struct {
 	st  *store.Storage
 }
 
-func (w walWriter) Write(rows []store.Row) error { return w.log.Write(rows, w.st.AddRows) }
+func (w walWriter) Write(rows []store.Row) (func() error, error) {
+	return w.log.Append(rows, w.st.AddRows)
+}
 
 // directWriter writes to the storage only (--wal.disable).
 type directWriter struct{ st *store.Storage }
 
-func (w directWriter) Write(rows []store.Row) error { return w.st.AddRows(rows) }
+func (w directWriter) Write(rows []store.Row) (func() error, error) {
+	return func() error { return nil }, w.st.AddRows(rows)
+}
 
 func openAndReplayWAL(cfg Config, st *store.Storage, logger log.Logger) (*wal.WAL, error) {
 	dir := filepath.Join(cfg.Data, "wal")

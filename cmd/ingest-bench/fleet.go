@@ -20,10 +20,10 @@ var seriesPerKiosk = len(seriesTemplate())
 type seriesKind uint8
 
 const (
-	slowGauge seriesKind = iota // changes now and then by a small step
-	constant                    // never changes (peripheral up, link up)
-	counter                     // grows by small integers
-	noisyGauge                  // changes every sample (RTT, CPU)
+	slowGauge  seriesKind = iota // changes now and then by a small step
+	constant                     // never changes (peripheral up, link up)
+	counter                      // grows by small integers
+	noisyGauge                   // changes every sample (RTT, CPU)
 )
 
 type seriesDef struct {

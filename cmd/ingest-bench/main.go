@@ -31,7 +31,7 @@ import (
 
 type options struct {
 	url, protocol, shape, auth, out, inventoryOut string
-	kiosks, concurrency, backlogSamples          int
+	kiosks, concurrency, backlogSamples           int
 	duration, warmup                              time.Duration
 	maxSamples                                    int64
 	gzip                                          bool
@@ -215,10 +215,13 @@ func runLoad(ctx context.Context, o options, stderr io.Writer) (*Result, error) 
 	}
 	fmt.Fprintf(stderr, "ingest-bench: %s %s to %s: %d kiosks, %d connections, %d samples/request; warm-up %s\n",
 		o.protocol, o.shape, o.url, o.kiosks, o.concurrency, samplesPer, o.warmup)
-	select {
-	case <-time.After(o.warmup):
-	case <-ctx.Done():
+	// The warm-up lasts at least --warmup and at least one request of every
+	// kiosk, so that creating the series is not measured as ingest.
+	warmupEnd := time.Now().Add(o.warmup)
+	for (time.Now().Before(warmupEnd) || next.Load() < int64(o.kiosks)+int64(o.concurrency)) && ctx.Err() == nil && !stopped.Load() {
+		time.Sleep(20 * time.Millisecond)
 	}
+	fmt.Fprintf(stderr, "ingest-bench: warm-up done after %d requests; measuring for %s\n", next.Load(), o.duration)
 	measuring.Store(true)
 	start = time.Now()
 	deadline := time.NewTimer(o.duration)

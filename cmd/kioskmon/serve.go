@@ -49,6 +49,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Float64Var(&f.Ingest.KioskRateBurst, "ingest.kiosk-rate-burst", 0, "samples a kiosk may send at once before its rate applies (0: 60 s of its rate)")
 	fs.IntVar(&f.Ingest.KioskSeriesLimit, "ingest.kiosk-series-limit", cfg.Ingest.KioskSeriesLimit, "distinct series each kiosk may write per series window (0: unlimited)")
 	fs.Var(&f.Ingest.KioskSeriesWindow, "ingest.kiosk-series-window", "window of the series limit")
+	fs.IntVar(&f.Ingest.MaxConcurrent, "ingest.max-concurrent", 0, "requests decoded and stored at once; others wait (0: 2 per CPU)")
+	fs.Var(&f.Ingest.MaxQueueDuration, "ingest.max-queue-duration", "how long a request waits for a free slot before a 503 (default 30s)")
 	fs.Var(&f.InventoryPoll, "inventory.poll", "how often the inventory file is checked for changes")
 	fs.Var(&f.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.Usage = func() {
@@ -138,6 +140,10 @@ func applyGivenFlags(fs *flag.FlagSet, cfg, f *server.Config) {
 			cfg.Ingest.KioskSeriesLimit = f.Ingest.KioskSeriesLimit
 		case "ingest.kiosk-series-window":
 			cfg.Ingest.KioskSeriesWindow = f.Ingest.KioskSeriesWindow
+		case "ingest.max-concurrent":
+			cfg.Ingest.MaxConcurrent = f.Ingest.MaxConcurrent
+		case "ingest.max-queue-duration":
+			cfg.Ingest.MaxQueueDuration = f.Ingest.MaxQueueDuration
 		case "inventory.poll":
 			cfg.InventoryPoll = f.InventoryPoll
 		case "shutdown-timeout":

@@ -140,8 +140,19 @@ func Open(cfg Config, logger log.Logger) (*WAL, error) {
 // Write appends rows to the log, hands them to apply (the storage) and returns
 // once the log is durable on disk. The rows are acknowledged when it returns nil.
 func (w *WAL) Write(rows []store.Row, apply func([]store.Row) error) error {
+	wait, err := w.Append(rows, apply)
+	if err != nil {
+		return err
+	}
+	return wait()
+}
+
+// Append appends rows to the log and hands them to apply (the storage). The
+// returned function waits until the log is durable on disk; the caller may
+// reuse rows before calling it.
+func (w *WAL) Append(rows []store.Row, apply func([]store.Row) error) (wait func() error, err error) {
 	if len(rows) == 0 {
-		return nil
+		return func() error { return nil }, nil
 	}
 	w.inflight.RLock()
 	b, err := w.append(rows)
@@ -150,8 +161,12 @@ func (w *WAL) Write(rows []store.Row, apply func([]store.Row) error) error {
 	}
 	w.inflight.RUnlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return b.wait, nil
+}
+
+func (b *batch) wait() error {
 	<-b.done
 	return b.err
 }
