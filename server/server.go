@@ -290,9 +290,9 @@ func openAndReplayWAL(cfg Config, st *store.Storage, logger log.Logger) (*wal.WA
 		l.Close()
 		return nil, fmt.Errorf("replay write-ahead log in %s: %w (move the damaged segment away to start without it)", dir, err)
 	}
-	if stats.Segments > 0 {
+	if stats.Samples > 0 || stats.CorruptSegs > 0 {
 		level.Info(logger).Log("msg", "replayed write-ahead log", "segments", stats.Segments, "samples", stats.Samples,
-			"torn_tail_bytes", stats.TornBytes, "corrupt_segments", stats.CorruptSegs, "duration", time.Since(start).Round(time.Millisecond))
+			"corrupt_segments", stats.CorruptSegs, "duration", time.Since(start).Round(time.Millisecond))
 	}
 	if err := l.Checkpoint(st.FlushToDisk); err != nil {
 		l.Close()

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -36,10 +37,19 @@ import (
 )
 
 const (
-	segmentMagic  = "KMWAL001"
+	segmentMagic  = "KMWAL002"
 	segmentSuffix = ".wal"
-	// recordHeaderSize is the length and the CRC-32C of the payload.
+	// recordHeaderSize is the length and the CRC-32C of the payload. The CRC
+	// is seeded with the segment's index, so that records left in a recycled
+	// file from its previous use never pass for this segment's.
 	recordHeaderSize = 8
+	// The first byte of a record's payload is its type.
+	recordSamples = 1
+	recordSeal    = 2 // the last record of a segment closed in order
+	// spareName is a closed segment kept to be reused as the next one: its
+	// blocks are allocated and written, so an fdatasync after appending to it
+	// flushes data only, not the file system's metadata.
+	spareName = "spare.wal-recycle"
 	// maxRecordSize bounds a record read back, so a corrupt length cannot make
 	// replay allocate without limit.
 	maxRecordSize = 256 << 20
@@ -60,6 +70,8 @@ type Config struct {
 	// CommitDelay is how long the flusher waits after the first record of a
 	// batch for others to join it, trading latency for fewer fsyncs.
 	CommitDelay time.Duration
+	// SegmentBytes is the size a new segment file is zero-filled to. Default 64 MiB.
+	SegmentBytes int64
 }
 
 // Stats are cumulative counters for self-metrics.
@@ -110,6 +122,9 @@ func newBatch() *batch { return &batch{done: make(chan struct{})} }
 func Open(cfg Config, logger log.Logger) (*WAL, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("write-ahead log directory is empty")
+	}
+	if cfg.SegmentBytes == 0 {
+		cfg.SegmentBytes = 64 << 20
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create write-ahead log directory: %w", err)
@@ -179,16 +194,41 @@ func (w *WAL) append(rows []store.Row) (*batch, error) {
 	}
 	start := len(w.buf)
 	w.buf = append(w.buf, make([]byte, recordHeaderSize)...)
+	w.buf = append(w.buf, recordSamples)
 	w.buf = w.encodeLocked(w.buf, rows)
-	payload := w.buf[start+recordHeaderSize:]
-	binary.LittleEndian.PutUint32(w.buf[start:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(w.buf[start+4:], crc32.Checksum(payload, castagnoli))
+	w.finishRecordLocked(start)
 	w.stats.Samples += uint64(len(rows))
 	select {
 	case w.flushReq <- struct{}{}:
 	default:
 	}
 	return w.batch, nil
+}
+
+// finishRecordLocked fills in the header of the record starting at start.
+func (w *WAL) finishRecordLocked(start int) {
+	payload := w.buf[start+recordHeaderSize:]
+	binary.LittleEndian.PutUint32(w.buf[start:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(w.buf[start+4:], recordChecksum(w.segIndex, payload))
+}
+
+func recordChecksum(segIndex uint64, payload []byte) uint32 {
+	var seed [8]byte
+	binary.LittleEndian.PutUint64(seed[:], segIndex)
+	return crc32.Update(crc32.Checksum(seed[:], castagnoli), castagnoli, payload)
+}
+
+// sealLocked writes the seal record and waits until it is on disk.
+func (w *WAL) sealLocked() {
+	start := len(w.buf)
+	w.buf = append(w.buf, make([]byte, recordHeaderSize)...)
+	w.buf = append(w.buf, recordSeal)
+	w.finishRecordLocked(start)
+	select {
+	case w.flushReq <- struct{}{}:
+	default:
+	}
+	w.waitFlushedLocked()
 }
 
 // encodeLocked appends one record payload: the series new to this segment,
@@ -242,7 +282,7 @@ func (w *WAL) flushLoop() {
 
 		_, err := f.Write(data)
 		if err == nil && !w.cfg.NoSync {
-			err = f.Sync()
+			err = syncData(f)
 		}
 		if err != nil {
 			err = fmt.Errorf("write-ahead log %s: %w", f.Name(), err)
@@ -274,13 +314,28 @@ func (w *WAL) waitFlushedLocked() {
 
 func (w *WAL) openSegmentLocked(index uint64) error {
 	path := filepath.Join(w.cfg.Dir, segmentName(index))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return fmt.Errorf("create write-ahead log segment: %w", err)
+	spare := filepath.Join(w.cfg.Dir, spareName)
+	var f *os.File
+	if err := os.Rename(spare, path); err == nil {
+		if f, err = os.OpenFile(path, os.O_WRONLY, 0o644); err != nil {
+			return fmt.Errorf("open recycled write-ahead log segment: %w", err)
+		}
+	} else {
+		if f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644); err != nil {
+			return fmt.Errorf("create write-ahead log segment: %w", err)
+		}
+		if err := zeroFill(f, w.cfg.SegmentBytes); err != nil {
+			f.Close()
+			return fmt.Errorf("allocate write-ahead log segment %s: %w", path, err)
+		}
 	}
-	if _, err := f.WriteString(segmentMagic); err != nil {
+	if _, err := f.WriteAt([]byte(segmentMagic), 0); err != nil {
 		f.Close()
 		return fmt.Errorf("write segment header %s: %w", path, err)
+	}
+	if _, err := f.Seek(int64(len(segmentMagic)), io.SeekStart); err != nil {
+		f.Close()
+		return fmt.Errorf("seek in segment %s: %w", path, err)
 	}
 	if !w.cfg.NoSync {
 		if err := f.Sync(); err != nil {
@@ -297,6 +352,17 @@ func (w *WAL) openSegmentLocked(index uint64) error {
 	return nil
 }
 
+// zeroFill writes n zero bytes at the start of f.
+func zeroFill(f *os.File, n int64) error {
+	zeros := make([]byte, 1<<20)
+	for off := int64(0); off < n; off += int64(len(zeros)) {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), n-off)], off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Checkpoint trims the log: it starts a new segment, calls flush, which must
 // make every row handed to the storage so far durable, and then deletes the
 // older segments. Concurrent writes wait only while the segment is switched.
@@ -308,7 +374,7 @@ func (w *WAL) Checkpoint(flush func() error) error {
 		w.inflight.Unlock()
 		return ErrClosed
 	}
-	w.waitFlushedLocked()
+	w.sealLocked()
 	old, oldIndex := w.seg, w.segIndex
 	err := w.openSegmentLocked(oldIndex + 1)
 	w.mu.Unlock()
@@ -339,7 +405,15 @@ func (w *WAL) removeSegmentsBefore(index uint64) (int, error) {
 		if i >= index {
 			continue
 		}
-		if err := os.Remove(filepath.Join(w.cfg.Dir, segmentName(i))); err != nil {
+		path := filepath.Join(w.cfg.Dir, segmentName(i))
+		// Keep one old segment to recycle; delete the rest.
+		if _, err := os.Stat(filepath.Join(w.cfg.Dir, spareName)); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Rename(path, filepath.Join(w.cfg.Dir, spareName)); err == nil {
+				removed++
+				continue
+			}
+		}
+		if err := os.Remove(path); err != nil {
 			return removed, fmt.Errorf("remove write-ahead log segment: %w", err)
 		}
 		removed++
@@ -382,7 +456,7 @@ func (w *WAL) Close() error {
 		w.mu.Unlock()
 		return nil
 	}
-	w.waitFlushedLocked()
+	w.sealLocked()
 	w.closed = true
 	close(w.flushReq)
 	seg := w.seg
@@ -393,16 +467,18 @@ func (w *WAL) Close() error {
 
 // ReplayStats tells what Replay found.
 type ReplayStats struct {
-	Segments    int
-	Samples     int64
-	TornBytes   int64 // bytes of an incomplete last record, never acknowledged
-	CorruptSegs int   // segments with a bad record before their end
+	Segments int
+	Samples  int64
+	// CorruptSegs counts segments that end before their seal although a newer
+	// segment exists: their records after the damage are lost.
+	CorruptSegs int
 }
 
 // Replay reads every segment older than the one Open started, in order, and
-// hands their rows to apply in batches. It must be called before the first
-// Write's rows could matter to it, i.e. right after Open. A torn record at
-// the end of a segment (a write cut short by a crash) ends that segment.
+// hands their rows to apply in batches. It must be called right after Open.
+// A segment's records end at its seal, or, for the newest one (the segment
+// being written when the process died), at the first record that is not
+// whole: a write cut short by the crash, never acknowledged.
 func (w *WAL) Replay(apply func([]store.Row) error) (ReplayStats, error) {
 	var st ReplayStats
 	indexes, err := segmentIndexes(w.cfg.Dir)
@@ -412,47 +488,43 @@ func (w *WAL) Replay(apply func([]store.Row) error) (ReplayStats, error) {
 	w.mu.Lock()
 	current := w.segIndex
 	w.mu.Unlock()
+	var old []uint64
 	for _, i := range indexes {
-		if i >= current {
-			continue
+		if i < current {
+			old = append(old, i)
 		}
+	}
+	for n, i := range old {
 		path := filepath.Join(w.cfg.Dir, segmentName(i))
-		n, torn, err := replaySegment(path, apply)
+		samples, sealed, err := replaySegment(path, i, apply)
 		st.Segments++
-		st.Samples += n
-		st.TornBytes += torn
+		st.Samples += samples
 		if err != nil {
-			if errors.Is(err, errCorrupt) {
-				st.CorruptSegs++
-				level.Error(w.logger).Log("msg", "write-ahead log segment is corrupt; replayed the records before the damage", "segment", path, "err", err)
-				continue
-			}
 			return st, fmt.Errorf("replay %s: %w", path, err)
+		}
+		if !sealed && n < len(old)-1 {
+			st.CorruptSegs++
+			level.Error(w.logger).Log("msg", "write-ahead log segment ends before its seal; replayed the records before the damage", "segment", path, "samples", samples)
 		}
 	}
 	return st, nil
 }
 
-var errCorrupt = errors.New("corrupt record")
-
-func replaySegment(path string, apply func([]store.Row) error) (samples, tornBytes int64, err error) {
+func replaySegment(path string, index uint64, apply func([]store.Row) error) (samples int64, sealed bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, err
+		return 0, false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, 0, err
+		return 0, false, err
 	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	magic := make([]byte, len(segmentMagic))
-	if _, err := io.ReadFull(r, magic); err != nil {
-		// A segment created but never written: nothing to replay.
-		return 0, fi.Size(), nil
-	}
-	if string(magic) != segmentMagic {
-		return 0, 0, fmt.Errorf("%w: bad segment header %q", errCorrupt, magic)
+	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != segmentMagic {
+		// A segment whose creation the crash interrupted: nothing in it was acknowledged.
+		return 0, false, nil
 	}
 	offset := int64(len(segmentMagic))
 	var dec decoder
@@ -460,33 +532,34 @@ func replaySegment(path string, apply func([]store.Row) error) (samples, tornByt
 	var payload []byte
 	for {
 		if _, err := io.ReadFull(r, header[:]); err != nil {
-			if err == io.EOF {
-				return samples, 0, nil
-			}
-			return samples, fi.Size() - offset, nil
+			return samples, false, nil
 		}
 		size := binary.LittleEndian.Uint32(header[:])
 		sum := binary.LittleEndian.Uint32(header[4:])
-		if size > maxRecordSize || int64(size) > fi.Size()-offset-recordHeaderSize {
-			// The length runs past the end of the file: a torn last write.
-			return samples, fi.Size() - offset, nil
+		if size == 0 || size > maxRecordSize || int64(size) > fi.Size()-offset-recordHeaderSize {
+			return samples, false, nil // zero-filled space, or a torn length
 		}
 		payload = slices.Grow(payload[:0], int(size))[:size]
 		if _, err := io.ReadFull(r, payload); err != nil {
-			return samples, fi.Size() - offset, nil
+			return samples, false, nil
 		}
-		if crc32.Checksum(payload, castagnoli) != sum {
-			if offset+recordHeaderSize+int64(size) == fi.Size() {
-				return samples, fi.Size() - offset, nil
-			}
-			return samples, 0, fmt.Errorf("%w at offset %d: checksum mismatch", errCorrupt, offset)
+		if recordChecksum(index, payload) != sum {
+			return samples, false, nil // torn, or left from the file's previous use
 		}
-		rows, err := dec.decode(payload)
+		switch payload[0] {
+		case recordSeal:
+			return samples, true, nil
+		case recordSamples:
+		default:
+			return samples, false, nil
+		}
+		rows, err := dec.decode(payload[1:])
 		if err != nil {
-			return samples, 0, fmt.Errorf("%w at offset %d: %v", errCorrupt, offset, err)
+			// The checksum matched, so this is a bug, not a torn write.
+			return samples, false, fmt.Errorf("record at offset %d: %w", offset, err)
 		}
 		if err := apply(rows); err != nil {
-			return samples, 0, err
+			return samples, false, err
 		}
 		samples += int64(len(rows))
 		offset += recordHeaderSize + int64(size)

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -73,40 +74,50 @@ func TestWriteCloseReplay(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("replayed %v, want %v", got, want)
 	}
-	if st.Samples != 3 || st.TornBytes != 0 {
+	if st.Samples != 3 || st.CorruptSegs != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
 
-func TestTornTailIsDropped(t *testing.T) {
-	dir := t.TempDir()
-	w, err := Open(Config{Dir: dir}, log.NewNopLogger())
+// crashedWAL writes samples to a log and leaves it as kill -9 would: no seal,
+// the preallocated rest of the segment zero.
+func crashedWAL(t *testing.T, dir string, samples ...sample) {
+	t.Helper()
+	w, err := Open(Config{Dir: dir, SegmentBytes: 64 << 10}, log.NewNopLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(rowsOf(sample{"a", 1, 1}), noApply)
-	w.Write(rowsOf(sample{"b", 2, 2}), noApply)
-	w.Close()
-	path := filepath.Join(dir, segmentName(1))
-	fi, _ := os.Stat(path)
-	// Cut the last record in the middle, as a crash during write would.
-	if err := os.Truncate(path, fi.Size()-5); err != nil {
-		t.Fatal(err)
+	for _, s := range samples {
+		if err := w.Write(rowsOf(s), noApply); err != nil {
+			t.Fatal(err)
+		}
 	}
-	w2, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	// No Close: the flusher goroutine is abandoned with the "process".
+}
+
+func TestTornTailIsDropped(t *testing.T) {
+	dir := t.TempDir()
+	crashedWAL(t, dir, sample{"a", 1, 1}, sample{"b", 2, 2})
+	path := filepath.Join(dir, segmentName(1))
+	data, _ := os.ReadFile(path)
+	// Damage the last record, as a write cut short by the crash would.
+	end := bytes.LastIndex(data, []byte("b")) + 2
+	data[end] ^= 0xff
+	os.WriteFile(path, data, 0o644)
+	w2, _ := Open(Config{Dir: dir, SegmentBytes: 64 << 10}, log.NewNopLogger())
 	defer w2.Close()
 	got, st := collect(t, w2)
 	if len(got) != 1 || got[0].name != "a" {
 		t.Fatalf("replayed %v, want only the complete record", got)
 	}
-	if st.TornBytes == 0 {
-		t.Fatalf("torn bytes not reported: %+v", st)
+	if st.CorruptSegs != 0 {
+		t.Fatalf("the newest segment's torn tail was reported as corruption: %+v", st)
 	}
 }
 
-func TestCorruptRecordInTheMiddle(t *testing.T) {
+func TestCorruptRecordInASealedSegment(t *testing.T) {
 	dir := t.TempDir()
-	w, _ := Open(Config{Dir: dir}, log.NewNopLogger())
+	w, _ := Open(Config{Dir: dir, SegmentBytes: 64 << 10}, log.NewNopLogger())
 	w.Write(rowsOf(sample{"a", 1, 1}), noApply)
 	w.Write(rowsOf(sample{"b", 2, 2}), noApply)
 	w.Close()
@@ -114,11 +125,41 @@ func TestCorruptRecordInTheMiddle(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	data[len(segmentMagic)+recordHeaderSize+2] ^= 0xff // inside the first payload
 	os.WriteFile(path, data, 0o644)
-	w2, _ := Open(Config{Dir: dir}, log.NewNopLogger())
-	defer w2.Close()
-	got, st := collect(t, w2)
+	w2, _ := Open(Config{Dir: dir, SegmentBytes: 64 << 10}, log.NewNopLogger())
+	w2.Close() // seals segment 2, so segment 1 is not the newest
+	w3, _ := Open(Config{Dir: dir, SegmentBytes: 64 << 10}, log.NewNopLogger())
+	defer w3.Close()
+	got, st := collect(t, w3)
 	if len(got) != 0 || st.CorruptSegs != 1 {
 		t.Fatalf("got %v %+v, want nothing replayed and one corrupt segment", got, st)
+	}
+}
+
+// TestRecycledSegmentHidesItsPast: a reused segment file still holds the
+// records of its previous life; none of them may be replayed.
+func TestRecycledSegmentHidesItsPast(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, SegmentBytes: 64 << 10}
+	w, _ := Open(cfg, log.NewNopLogger())
+	for i := range 50 {
+		w.Write(rowsOf(sample{"old", int64(i), 1}), noApply)
+	}
+	if err := w.Checkpoint(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, spareName)); err != nil {
+		t.Fatalf("the trimmed segment was not kept for reuse: %s", err)
+	}
+	if err := w.Checkpoint(func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	// Segment 3 is the recycled file of segment 1: write one sample, crash.
+	w.Write(rowsOf(sample{"new", 1, 1}), noApply)
+	w2, _ := Open(cfg, log.NewNopLogger())
+	defer w2.Close()
+	got, _ := collect(t, w2)
+	if len(got) != 1 || got[0].name != "new" {
+		t.Fatalf("replayed %v, want only the new sample", got)
 	}
 }
 
