@@ -38,7 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&f.WAL.CheckpointInterval, "wal.checkpoint-interval", "how often the storage is flushed to disk and the write-ahead log trimmed")
 	fs.BoolVar(&f.WAL.Disable, "wal.disable", false, "turn the write-ahead log off (acknowledged samples of the last seconds are lost on a crash; for measuring its cost)")
 	fs.BoolVar(&f.WAL.NoSync, "wal.no-sync", false, "write the log without fsync: survives a process crash, not a power cut")
-	fs.Var(&f.WAL.CommitDelay, "wal.commit-delay", "how long each fsync of the log waits for more requests to share it (0: none)")
+	fs.Var(&f.WAL.CommitDelay, "wal.commit-delay", "how long each fsync of the log waits for more requests to share it, while requests are concurrent (0: never waits)")
 	fs.Var(&f.Ingest.MaxRequestBytes, "ingest.max-request-bytes", "largest request body accepted, as sent")
 	fs.Var(&f.Ingest.MaxDecodedBytes, "ingest.max-decoded-bytes", "largest request body accepted after decompression")
 	fs.IntVar(&f.Ingest.MaxLabels, "ingest.max-labels", cfg.Ingest.MaxLabels, "most labels a series may carry, metric name included")

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-kit/log"
 
@@ -231,10 +232,59 @@ func TestConcurrentWritesAllReplayed(t *testing.T) {
 	}
 }
 
+// TestCommitDelay: concurrent writers share fsyncs, and a lone writer is
+// never held back by the delay (here an hour: the test would hang).
+func TestCommitDelay(t *testing.T) {
+	w, err := Open(Config{Dir: t.TempDir(), CommitDelay: time.Hour}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 5 {
+			if err := w.Write(rowsOf(sample{"lone", int64(i), 1}), noApply); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a lone writer waited for the commit delay")
+	}
+	w.Close()
+
+	w, err = Open(Config{Dir: t.TempDir(), CommitDelay: 5 * time.Millisecond}, log.NewNopLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	const writers, perWriter = 32, 20
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			for i := range perWriter {
+				if err := w.Write(rowsOf(sample{fmt.Sprint("m", g), int64(i), 1}), noApply); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if commits := w.Stats().Commits; commits > writers*perWriter/4 {
+		t.Errorf("%d writes took %d fsyncs; concurrent writers should share them", writers*perWriter, commits)
+	}
+}
+
 func BenchmarkWrite(b *testing.B) {
-	for _, batch := range []int{60, 5000} {
-		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			w, _ := Open(Config{Dir: b.TempDir()}, log.NewNopLogger())
+	for _, bc := range []struct {
+		batch int
+		delay time.Duration
+	}{{60, 0}, {5000, 0}} {
+		batch := bc.batch
+		b.Run(fmt.Sprintf("batch=%d/delay=%s", batch, bc.delay), func(b *testing.B) {
+			w, _ := Open(Config{Dir: b.TempDir(), CommitDelay: bc.delay}, log.NewNopLogger())
 			defer w.Close()
 			samples := make([]sample, batch)
 			for i := range samples {
