@@ -456,3 +456,17 @@ func TestConcurrentWritesAreBounded(t *testing.T) {
 		t.Fatalf("queue timeouts %d, want 1", n)
 	}
 }
+
+func TestAppendSanitized(t *testing.T) {
+	for _, c := range []struct{ prefix, in, want string }{
+		{"", "kiosk.app-page", "kiosk_app_page"},
+		{"", "9lives", "_lives"},
+		{"ups_", "2nd", "ups_2nd"},
+		{"", "页面", "______"},
+		{"", "a:b_C9", "a:b_C9"},
+	} {
+		if got := string(appendSanitized([]byte(c.prefix), []byte(c.in))); got != c.want {
+			t.Errorf("appendSanitized(%q, %q) = %q, want %q", c.prefix, c.in, got, c.want)
+		}
+	}
+}

@@ -105,8 +105,10 @@ func (h *Handler) influx(r *http.Request, ctx *requestCtx, precision string) *re
 		if l.HasTimestamp {
 			tsMs = toMs(l.Timestamp)
 		}
+		ps.name = appendSanitized(ps.name[:0], l.Measurement)
+		measurementLen := len(ps.name)
 		for _, f := range l.Fields {
-			ps.name = appendSanitized(ps.name[:0], l.Measurement)
+			ps.name = ps.name[:measurementLen]
 			if string(f.Key) != "value" {
 				ps.name = append(ps.name, '_')
 				ps.name = appendSanitized(ps.name, f.Key)
@@ -144,11 +146,11 @@ func precisionToMs(precision string) (func(int64) int64, bool) {
 // appendSanitized appends s with every byte a Prometheus name cannot hold
 // replaced by '_', as Telegraf's Prometheus serializer does.
 func appendSanitized(dst, s []byte) []byte {
-	for i, c := range s {
-		if c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && (i > 0 || len(dst) > 0) {
-			dst = append(dst, c)
-		} else {
-			dst = append(dst, '_')
+	start := len(dst)
+	dst = append(dst, s...)
+	for i := start; i < len(dst); i++ {
+		if c := dst[i]; !(c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && i > 0) {
+			dst[i] = '_'
 		}
 	}
 	return dst

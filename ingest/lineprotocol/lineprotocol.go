@@ -213,6 +213,15 @@ func parseFieldValue(s []byte) (float64, error) {
 // indexUnescaped returns the index of the first c in s not preceded by a
 // backslash (and, if quotes, not inside a double-quoted string), or -1.
 func indexUnescaped(s []byte, c byte, quotes bool) int {
+	// Fast path: escapes and quotes are rare, and IndexByte is vectorised.
+	i := bytes.IndexByte(s, c)
+	head := s
+	if i >= 0 {
+		head = s[:i]
+	}
+	if bytes.IndexByte(head, '\\') < 0 && (!quotes || bytes.IndexByte(head, '"') < 0) {
+		return i
+	}
 	inQuote := false
 	for i := 0; i < len(s); i++ {
 		switch b := s[i]; {
