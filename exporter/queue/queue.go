@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -59,6 +60,9 @@ type Entry struct {
 	Samples int
 	// Oldest is the timestamp of the record's oldest sample (ms).
 	Oldest int64
+	// Appended is when this process appended the record; zero for records
+	// found on disk at Open.
+	Appended time.Time
 	seg    uint64 // first seq of the segment holding the record
 	offset int64  // of the payload in the segment
 	size   int
@@ -283,7 +287,8 @@ func (q *Queue) Append(payload []byte, samples int, oldest int64) (uint64, error
 			return 0, fmt.Errorf("sync push queue: %w", err)
 		}
 	}
-	q.pending = append(q.pending, Entry{Seq: seq, Samples: samples, Oldest: oldest, seg: seg.first, offset: seg.size + headerSize, size: len(payload)})
+	q.pending = append(q.pending, Entry{Seq: seq, Samples: samples, Oldest: oldest, Appended: time.Now(),
+		seg: seg.first, offset: seg.size + headerSize, size: len(payload)})
 	seg.size += int64(len(rec))
 	q.nextSeq++
 	if err := q.enforceLimitLocked(); err != nil {
