@@ -83,7 +83,7 @@ type Sender struct {
 	liveDone map[uint64]bool // the live lane tried these (and failed)
 
 	pushed      atomic.Int64
-	failures    sync.Map // reason -> *atomic.Int64
+	failures    sync.Map     // reason -> *atomic.Int64
 	clockOffset atomic.Int64 // ns, kiosk minus server
 	haveOffset  atomic.Bool
 }

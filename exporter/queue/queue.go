@@ -63,9 +63,9 @@ type Entry struct {
 	// Appended is when this process appended the record; zero for records
 	// found on disk at Open.
 	Appended time.Time
-	seg    uint64 // first seq of the segment holding the record
-	offset int64  // of the payload in the segment
-	size   int
+	seg      uint64 // first seq of the segment holding the record
+	offset   int64  // of the payload in the segment
+	size     int
 }
 
 // Stats describe the queue now.
