@@ -1,41 +1,36 @@
 package server
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"regexp"
-	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/kioskmon/kioskmon/yamlfile"
 )
 
 // Config is the server's configuration: the YAML file given by --config, with
 // command-line flags taking precedence over it.
 type Config struct {
-	Version   string   `yaml:"version"`
-	Listen    string   `yaml:"listen"`
-	Data      string   `yaml:"data"`
-	Inventory string   `yaml:"inventory"`
-	Retention Duration `yaml:"retention"`
+	Version   string            `yaml:"version"`
+	Listen    string            `yaml:"listen"`
+	Data      string            `yaml:"data"`
+	Inventory string            `yaml:"inventory"`
+	Retention yamlfile.Duration `yaml:"retention"`
 	// MemoryLimit is a soft cap for the Go heap and the storage caches.
-	MemoryLimit ByteSize `yaml:"memory_limit"`
-	LogLevel    string   `yaml:"log_level"`
+	MemoryLimit yamlfile.ByteSize `yaml:"memory_limit"`
+	LogLevel    string            `yaml:"log_level"`
 
 	Query  QueryConfig  `yaml:"query"`
 	WAL    WALConfig    `yaml:"wal"`
 	Ingest IngestConfig `yaml:"ingest"`
 	// InventoryPoll is how often the inventory file is checked for changes.
-	InventoryPoll Duration `yaml:"inventory_poll"`
+	InventoryPoll yamlfile.Duration `yaml:"inventory_poll"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout yamlfile.Duration `yaml:"shutdown_timeout"`
 
-	root *yaml.Node // the parsed file, for line numbers in errors
-	file string
+	lines *yamlfile.Lines // the parsed file, for line numbers in errors
+	file  string
 }
 
 // QueryConfig configures the Prometheus-compatible query API.
@@ -46,7 +41,7 @@ type QueryConfig struct {
 	// AllowOpen allows an unauthenticated query API on a non-loopback address.
 	AllowOpen bool `yaml:"allow_open"`
 	// LatencyOffset hides the newest samples from queries without explicit time.
-	LatencyOffset Duration `yaml:"latency_offset"`
+	LatencyOffset yamlfile.Duration `yaml:"latency_offset"`
 	// MaxConcurrent bounds concurrent queries.
 	MaxConcurrent int `yaml:"max_concurrent"`
 }
@@ -54,7 +49,7 @@ type QueryConfig struct {
 // WALConfig configures the write-ahead log.
 type WALConfig struct {
 	// CheckpointInterval is how often the storage is flushed and the log trimmed.
-	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	CheckpointInterval yamlfile.Duration `yaml:"checkpoint_interval"`
 	// Disable turns the log off: acknowledged samples of the last seconds are
 	// then lost on a crash. Only for comparing costs.
 	Disable bool `yaml:"disable"`
@@ -63,25 +58,25 @@ type WALConfig struct {
 	NoSync bool `yaml:"no_sync"`
 	// CommitDelay makes each fsync wait this long for more requests to share
 	// it while requests are concurrent: fewer fsyncs, a little more latency.
-	CommitDelay Duration `yaml:"commit_delay"`
+	CommitDelay yamlfile.Duration `yaml:"commit_delay"`
 }
 
 // IngestConfig holds the ingest limits (see ingest.Config).
 type IngestConfig struct {
-	MaxRequestBytes     ByteSize `yaml:"max_request_bytes"`
-	MaxDecodedBytes     ByteSize `yaml:"max_decoded_bytes"`
-	MaxLabels           int      `yaml:"max_labels"`
-	MaxLabelNameLength  int      `yaml:"max_label_name_length"`
-	MaxLabelValueLength int      `yaml:"max_label_value_length"`
-	MaxFutureSkew       Duration `yaml:"max_future_skew"`
-	KioskRateLimit      float64  `yaml:"kiosk_rate_limit"`
-	KioskRateBurst      float64  `yaml:"kiosk_rate_burst"`
-	KioskSeriesLimit    int      `yaml:"kiosk_series_limit"`
-	KioskSeriesWindow   Duration `yaml:"kiosk_series_window"`
+	MaxRequestBytes     yamlfile.ByteSize `yaml:"max_request_bytes"`
+	MaxDecodedBytes     yamlfile.ByteSize `yaml:"max_decoded_bytes"`
+	MaxLabels           int               `yaml:"max_labels"`
+	MaxLabelNameLength  int               `yaml:"max_label_name_length"`
+	MaxLabelValueLength int               `yaml:"max_label_value_length"`
+	MaxFutureSkew       yamlfile.Duration `yaml:"max_future_skew"`
+	KioskRateLimit      float64           `yaml:"kiosk_rate_limit"`
+	KioskRateBurst      float64           `yaml:"kiosk_rate_burst"`
+	KioskSeriesLimit    int               `yaml:"kiosk_series_limit"`
+	KioskSeriesWindow   yamlfile.Duration `yaml:"kiosk_series_window"`
 	// MaxConcurrent bounds requests decoded and stored at once (0: 2 per CPU).
 	MaxConcurrent int `yaml:"max_concurrent"`
 	// MaxQueueDuration is how long a request waits for a slot before a 503.
-	MaxQueueDuration Duration `yaml:"max_queue_duration"`
+	MaxQueueDuration yamlfile.Duration `yaml:"max_queue_duration"`
 }
 
 // DefaultConfig returns the configuration a server runs with when nothing is set.
@@ -91,24 +86,24 @@ func DefaultConfig() Config {
 		Listen:          "127.0.0.1:8428",
 		Data:            "kioskmon-data",
 		Inventory:       "inventory.yml",
-		Retention:       Duration(90 * 24 * time.Hour),
+		Retention:       yamlfile.Duration(90 * 24 * time.Hour),
 		LogLevel:        "info",
-		InventoryPoll:   Duration(5 * time.Second),
-		ShutdownTimeout: Duration(30 * time.Second),
+		InventoryPoll:   yamlfile.Duration(5 * time.Second),
+		ShutdownTimeout: yamlfile.Duration(30 * time.Second),
 		Query: QueryConfig{
-			LatencyOffset: Duration(5 * time.Second),
+			LatencyOffset: yamlfile.Duration(5 * time.Second),
 		},
-		WAL: WALConfig{CheckpointInterval: Duration(30 * time.Second), CommitDelay: Duration(2 * time.Millisecond)},
+		WAL: WALConfig{CheckpointInterval: yamlfile.Duration(30 * time.Second), CommitDelay: yamlfile.Duration(2 * time.Millisecond)},
 		Ingest: IngestConfig{
 			MaxRequestBytes:     16 << 20,
 			MaxDecodedBytes:     64 << 20,
 			MaxLabels:           40,
 			MaxLabelNameLength:  128,
 			MaxLabelValueLength: 1024,
-			MaxFutureSkew:       Duration(10 * time.Minute),
+			MaxFutureSkew:       yamlfile.Duration(10 * time.Minute),
 			KioskRateLimit:      20000,
 			KioskSeriesLimit:    20000,
-			KioskSeriesWindow:   Duration(time.Hour),
+			KioskSeriesWindow:   yamlfile.Duration(time.Hour),
 		},
 	}
 }
@@ -123,48 +118,18 @@ func LoadConfigFile(path string) (Config, error) {
 	return ParseConfig(data, path)
 }
 
-var yamlLineRe = regexp.MustCompile(`line (\d+): `)
-
 // ParseConfig parses data (from file, for messages) over the defaults.
 func ParseConfig(data []byte, file string) (Config, error) {
 	cfg := DefaultConfig()
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return Config{}, errors.New(cleanYAMLError(err, file))
+	lines, err := yamlfile.Decode(data, file, &cfg)
+	if err != nil {
+		return Config{}, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, errors.New(cleanYAMLError(err, file))
-	}
-	cfg.root, cfg.file = &root, file
+	cfg.lines, cfg.file = lines, file
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
-}
-
-// cleanYAMLError turns yaml.v3's "yaml: unmarshal errors:\n  line 3: ..." into
-// "file:3: ..." lines.
-func cleanYAMLError(err error, file string) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	var out []string
-	for _, l := range strings.Split(msg, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		if m := yamlLineRe.FindStringSubmatchIndex(l); m != nil && m[0] == 0 {
-			l = file + ":" + l[m[2]:m[3]] + ": " + l[m[1]:]
-		} else if strings.HasPrefix(l, "line ") {
-			l = file + ":" + strings.TrimPrefix(l, "line ")
-		} else {
-			l = file + ": " + l
-		}
-		out = append(out, l)
-	}
-	return strings.Join(out, "\n")
 }
 
 // Validate checks the values; errors name the field and, for a file, its line.
@@ -172,7 +137,7 @@ func (c *Config) Validate() error {
 	fail := func(format string, args ...any) error {
 		field := args[0].(string)
 		msg := fmt.Sprintf(format, args[1:]...)
-		if line := c.line(field); line > 0 {
+		if line := c.lines.Line(field); line > 0 {
 			return fmt.Errorf("%s:%d: %s: %s", c.file, line, field, msg)
 		}
 		if c.file != "" {
@@ -240,31 +205,6 @@ func (c *Config) Validate() error {
 		return fail("%s is shorter than 1m", "ingest.kiosk_series_window", in.KioskSeriesWindow)
 	}
 	return nil
-}
-
-// line returns the line of a dotted field path in the parsed file, or 0.
-func (c *Config) line(path string) int {
-	if c.root == nil || len(c.root.Content) == 0 {
-		return 0
-	}
-	n := c.root.Content[0]
-	line := 0
-	for _, key := range strings.Split(path, ".") {
-		if n.Kind != yaml.MappingNode {
-			return line
-		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				line, n, found = n.Content[i].Line, n.Content[i+1], true
-				break
-			}
-		}
-		if !found {
-			return 0
-		}
-	}
-	return line
 }
 
 func isHexSHA256(s string) bool {

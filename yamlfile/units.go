@@ -1,4 +1,4 @@
-package server
+package yamlfile
 
 import (
 	"fmt"
