@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-var kioskmonBin string
+var kioskmonBin, exporterBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -37,10 +37,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	kioskmonBin = filepath.Join(dir, "kioskmon")
-	build := exec.Command("go", "build", "-o", kioskmonBin, "../cmd/kioskmon")
+	exporterBin = filepath.Join(dir, "kiosk-exporter")
+	build := exec.Command("go", "build", "-o", dir, "../cmd/kioskmon", "../cmd/kiosk-exporter")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build kioskmon:", err)
+		fmt.Fprintln(os.Stderr, "build kioskmon and kiosk-exporter:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -1,0 +1,79 @@
+// Command kiosk-exporter runs on every kiosk: it reports the kiosk's devices,
+// consumables, application, network and power on /metrics and pushes them to
+// kioskmon through an on-disk queue.
+//
+//	kiosk-exporter --config FILE           run
+//	kiosk-exporter --check --config FILE   validate the file and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/kioskmon/kioskmon/exporter"
+	"github.com/kioskmon/kioskmon/exporter/agent"
+	"github.com/kioskmon/kioskmon/exporter/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kiosk-exporter", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "kiosk-exporter.yml", "configuration file (YAML, see exporter/README.md)")
+	check := fs.Bool("check", false, "validate the configuration file and exit")
+	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stdout, exporter.Version)
+		return 0
+	}
+	cfg, err := config.Load(*configFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "kiosk-exporter:", err)
+		return 1
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d collectors, push %s)\n", *configFile, len(agent.Collectors(cfg)), orNone(cfg.Push.URL))
+		return 0
+	}
+	logger := log.NewLogfmtLogger(log.NewSyncWriter(stderr))
+	logger = log.With(logger, "ts", log.DefaultTimestampUTC)
+	lvl, err := level.Parse(*logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "kiosk-exporter: --log.level %q: use debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	logger = level.NewFilter(logger, level.Allow(lvl))
+	if err := agent.Run(ctx, cfg, logger); err != nil {
+		level.Error(logger).Log("msg", "kiosk exporter failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "off"
+	}
+	return s
+}

@@ -1,0 +1,105 @@
+// Package agent runs the kiosk exporter: it builds the collectors a config
+// names, gathers on the interval, serves /metrics and pushes every gather
+// through the durable queue.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/kioskmon/kioskmon/exporter"
+	"github.com/kioskmon/kioskmon/exporter/collector/host"
+	"github.com/kioskmon/kioskmon/exporter/config"
+	"github.com/kioskmon/kioskmon/exporter/push"
+	"github.com/kioskmon/kioskmon/exporter/queue"
+)
+
+// Collectors returns the collectors cfg switches on.
+func Collectors(cfg config.Config) []exporter.Collector {
+	var cs []exporter.Collector
+	if cfg.Collectors.Host != nil {
+		cs = append(cs, host.New(*cfg.Collectors.Host))
+	}
+	return cs
+}
+
+// Run runs the exporter until ctx ends.
+func Run(ctx context.Context, cfg config.Config, logger log.Logger) error {
+	collectors := Collectors(cfg)
+	interval := time.Duration(cfg.Interval)
+	var sender *push.Sender
+	if cfg.Push.URL != "" {
+		token, err := cfg.PushToken()
+		if err != nil {
+			return err
+		}
+		q, err := queue.Open(queue.Config{Dir: cfg.Push.QueueDir, MaxBytes: int64(cfg.Push.QueueMaxBytes)}, logger)
+		if err != nil {
+			return fmt.Errorf("open push queue in %s: %w", cfg.Push.QueueDir, err)
+		}
+		defer q.Close()
+		if st := q.Stats(); st.Records > 0 {
+			level.Info(logger).Log("msg", "push queue holds samples from before; delivering them", "samples", st.Samples, "oldest", time.UnixMilli(st.Oldest).UTC().Format(time.RFC3339))
+		}
+		sender = push.New(push.Config{URL: cfg.Push.URL, KioskID: cfg.Push.KioskID, Token: token, Timeout: time.Duration(cfg.Push.Timeout)}, q, nil, logger)
+		collectors = append(collectors, sender)
+	}
+	// A gather must end before the next one starts.
+	g := exporter.NewGatherer(collectors, interval*9/10, logger)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	if sender != nil {
+		go func() { defer close(done); sender.Run(runCtx) }()
+	} else {
+		close(done)
+	}
+	var srv *http.Server
+	if cfg.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w (set listen to a free address, or \"\" to serve nothing)", cfg.Listen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", exporter.MetricsHandler(g))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		level.Info(logger).Log("msg", "serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	}
+	level.Info(logger).Log("msg", "kiosk exporter started", "interval", interval, "collectors", len(collectors), "push", cfg.Push.URL)
+
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		snap := g.Gather(runCtx, time.Now())
+		if sender != nil {
+			if err := sender.Enqueue(snap); err != nil {
+				level.Error(logger).Log("msg", "cannot queue a gather; it is lost", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			cancel()
+			<-done
+			if srv != nil {
+				shutdownCtx, c := context.WithTimeout(context.Background(), 5*time.Second)
+				defer c()
+				if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					return err
+				}
+			}
+			level.Info(logger).Log("msg", "kiosk exporter stopped; undelivered samples stay queued")
+			return nil
+		case <-tick.C:
+		}
+	}
+}
