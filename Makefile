@@ -2,16 +2,23 @@
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+LDFLAGS  := -X main.version=$(VERSION) -X github.com/kioskmon/kioskmon/exporter.Version=$(VERSION)
+EXPORTER_PLATFORMS := windows/amd64 linux/amd64 linux/arm64 linux/loong64
 FUZZTIME ?= 15s
 
-.PHONY: help build run test test-unit test-e2e bench fuzz lint deps clean
+.PHONY: help build exporter-all run test test-unit test-e2e bench fuzz lint deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build the binaries into bin/
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+exporter-all: ## cross-build kiosk-exporter for every kiosk platform into bin/OS-ARCH/
+	@for p in $(EXPORTER_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; echo "kiosk-exporter $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/$$os-$$arch/ ./cmd/kiosk-exporter || exit 1; \
+	done
 
 run: build ## run the server on its embedded defaults with a simulated fleet (Ctrl-C stops)
 	bash scripts/run.sh

@@ -47,7 +47,6 @@ func TestConfigFiles(t *testing.T) {
 	}
 }
 
-
 func TestOpenQueryAPIOnPublicAddressNeedsAToken(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Listen = "0.0.0.0:0"
