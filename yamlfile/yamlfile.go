@@ -56,6 +56,9 @@ func cleanError(err error, file string) string {
 	return strings.Join(out, "\n")
 }
 
+// Root returns the parsed document, for callers that index it themselves.
+func (l *Lines) Root() *yaml.Node { return l.root }
+
 // Line returns the line of a dotted field path ("push.url"; a number selects
 // a list item: "collectors.printers.0.url"), or 0 if the file does not set it.
 func (l *Lines) Line(path string) int {

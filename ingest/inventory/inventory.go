@@ -9,16 +9,15 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kioskmon/kioskmon/yamlfile"
 )
 
 // Inventory is the content of an inventory file.
@@ -74,20 +73,15 @@ var idRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 // Parse reads an inventory. Unknown fields are errors; every error names the
 // file and the line.
 func Parse(data []byte, filename string) (*Inventory, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, errors.New(yamlMessage(err, filename))
-	}
 	var inv Inventory
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&inv); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: the file is empty; it needs at least `version: v1`", filename)
-		}
-		return nil, errors.New(yamlMessage(err, filename))
+	lines, err := yamlfile.Decode(data, filename, &inv)
+	if err != nil {
+		return nil, err
 	}
-	if err := inv.validate(positions(&root), filename); err != nil {
+	if len(lines.Root().Content) == 0 {
+		return nil, fmt.Errorf("%s: the file is empty; it needs at least `version: v1`", filename)
+	}
+	if err := inv.validate(positions(lines.Root()), filename); err != nil {
 		return nil, err
 	}
 	return &inv, nil
@@ -245,28 +239,6 @@ func isLowerHex64(s string) bool {
 		}
 	}
 	return true
-}
-
-var yamlLineRe = regexp.MustCompile(`^line (\d+): `)
-
-// yamlMessage turns yaml.v3's errors into "file:line: message" lines.
-func yamlMessage(err error, filename string) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
-	var out []string
-	for _, l := range strings.Split(msg, "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		if m := yamlLineRe.FindStringSubmatch(l); m != nil {
-			l = fmt.Sprintf("%s:%s: %s", filename, m[1], l[len(m[0]):])
-		} else {
-			l = filename + ": " + l
-		}
-		out = append(out, l)
-	}
-	return strings.Join(out, "\n")
 }
 
 // Save writes the inventory atomically: a temporary file in the same
