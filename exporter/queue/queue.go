@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -430,7 +429,7 @@ func (q *Queue) writeAcksLocked() error {
 			extra = append(extra, s)
 		}
 	}
-	sort.Slice(extra, func(i, j int) bool { return extra[i] < extra[j] })
+	slices.Sort(extra)
 	buf := binary.LittleEndian.AppendUint64(nil, watermark)
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(extra)))
 	for _, s := range extra {
