@@ -20,6 +20,13 @@ type Collector interface {
 	Collect(ctx context.Context, s *Snapshot) error
 }
 
+// Runner is a collector with work between gathers (a listener the kiosk app
+// posts to, a pinger sending on its own schedule). The agent runs Run until
+// its context ends; Run returns an error only if the work cannot start.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
 // Version is the exporter's version, set at build time with
 // -ldflags "-X github.com/kioskmon/kioskmon/exporter.Version=...".
 var Version = "dev"

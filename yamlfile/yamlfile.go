@@ -6,6 +6,7 @@ package yamlfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"regexp"
 	"strings"
@@ -99,3 +100,18 @@ func (l *Lines) Line(path string) int {
 	}
 	return line
 }
+
+// FieldError is a validation error about one field, named by its dotted path
+// below the value that was validated ("targets.2.host"). Whoever owns the
+// file prefixes the path and turns it into file:line (see Lines.Line).
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+// Fieldf returns a FieldError for field.
+func Fieldf(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
