@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-var kioskmonBin, exporterBin string
+var kioskmonBin, exporterBin, simBin string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -38,10 +38,11 @@ func TestMain(m *testing.M) {
 	}
 	kioskmonBin = filepath.Join(dir, "kioskmon")
 	exporterBin = filepath.Join(dir, "kiosk-exporter")
-	build := exec.Command("go", "build", "-o", dir, "../cmd/kioskmon", "../cmd/kiosk-exporter")
+	simBin = filepath.Join(dir, "kiosk-sim")
+	build := exec.Command("go", "build", "-o", dir, "../cmd/kioskmon", "../cmd/kiosk-exporter", "../cmd/kiosk-sim")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build kioskmon and kiosk-exporter:", err)
+		fmt.Fprintln(os.Stderr, "build kioskmon, kiosk-exporter and kiosk-sim:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

@@ -46,6 +46,9 @@ type Config struct {
 	LiveWindow time.Duration
 	// UserAgent identifies the exporter.
 	UserAgent string
+	// Now is the kiosk's clock, which the clock offset is measured against.
+	// Default time.Now; the simulator gives a kiosk a wrong one.
+	Now func() time.Time
 }
 
 func (c *Config) defaults() {
@@ -63,6 +66,9 @@ func (c *Config) defaults() {
 	}
 	if c.LiveWindow <= 0 {
 		c.LiveWindow = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.UserAgent == "" {
 		c.UserAgent = "kiosk-exporter/" + exporter.Version
@@ -94,7 +100,7 @@ func New(cfg Config, q *queue.Queue, client *http.Client, logger log.Logger) *Se
 	if client == nil {
 		client = &http.Client{}
 	}
-	return &Sender{cfg: cfg, q: q, client: client, logger: logger, now: time.Now,
+	return &Sender{cfg: cfg, q: q, client: client, logger: logger, now: cfg.Now,
 		inFlight: map[uint64]bool{}, liveDone: map[uint64]bool{}}
 }
 

@@ -3,6 +3,7 @@ package inventory
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -70,13 +71,25 @@ func parseClock(s string, allow24 bool) (int, error) {
 	return hh*60 + mm, nil
 }
 
+// locations caches time.LoadLocation, which reads the zoneinfo file on
+// every call.
+var locations sync.Map // name -> *time.Location
+
 // Location returns the site's timezone.
 func (s *Site) Location() (*time.Location, error) {
 	tz := s.Timezone
 	if tz == "" {
 		tz = DefaultTimezone
 	}
-	return time.LoadLocation(tz)
+	if loc, ok := locations.Load(tz); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, err
+	}
+	locations.Store(tz, loc)
+	return loc, nil
 }
 
 // IsOpen reports whether the site is open at t, in the site's timezone. A
