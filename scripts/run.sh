@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# make run: the kioskmon server on its embedded defaults, with a simulated fleet
-# pushing over remote write every 15 s. Ctrl-C stops both. State lives in run/.
+# make run: the kioskmon server on its embedded defaults, with a simulated
+# fleet pushing through the exporter's queue and push client. The simulator
+# runs live and, beside it, replays the last BACKFILL of
+# simulated time fast, so the dashboards have history. Ctrl-C stops both. State lives in run/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-KIOSKS=${KIOSKS:-50}
+KIOSKS=${KIOSKS:-300}
 LISTEN=${LISTEN:-127.0.0.1:8428}
+BACKFILL=${BACKFILL:-1h}
+FAULT_RATE=${FAULT_RATE:-0.5}
 dir=run
 mkdir -p "$dir"
-if [ ! -f "$dir/inventory.yml" ] || [ ! -f "$dir/sim-tokens.json" ]; then
-	bin/kiosk-sim init --inventory "$dir/inventory.yml" --tokens "$dir/sim-tokens.json" --kiosks "$KIOSKS"
-fi
+# kioskmon needs an inventory to start; the simulator adds its kiosks to it.
+[ -f "$dir/inventory.yml" ] || printf 'version: v1\nkiosks: []\n' > "$dir/inventory.yml"
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -17,22 +20,36 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
-bin/kioskmon serve --listen "$LISTEN" --data "$dir/data" --inventory "$dir/inventory.yml" &
+bin/kioskmon serve --listen "$LISTEN" --data "$dir/data" --inventory "$dir/inventory.yml" 2>"$dir/kioskmon.log" &
 pids+=($!)
 for _ in $(seq 1 300); do
 	curl -fsS "http://$LISTEN/readyz" >/dev/null 2>&1 && break
-	kill -0 "${pids[0]}" 2>/dev/null || exit 1
+	kill -0 "${pids[0]}" 2>/dev/null || { cat "$dir/kioskmon.log" >&2; exit 1; }
 	sleep 0.2
 done
-bin/kiosk-sim run --url "http://$LISTEN" --tokens "$dir/sim-tokens.json" --interval 15s &
-pids+=($!)
 cat <<EOT
 
-kioskmon is running with a simulated fleet of $KIOSKS kiosks (Ctrl-C stops it).
+kioskmon is running (log: $dir/kioskmon.log); the simulated fleet of $KIOSKS kiosks
+pushes live every 15 s and fills in the last $BACKFILL. Ctrl-C stops both.
   query UI:  http://$LISTEN/vmui/
   Grafana:   Prometheus data source, URL http://$LISTEN
-  try:       curl -s 'http://$LISTEN/api/v1/query?query=count(up)%20by%20(district)'
+  try:       curl -s 'http://$LISTEN/api/v1/query?query=sum(kiosk_app_up)%20by%20(district)'
+  faults:    $dir/truth-backfill.jsonl and $dir/truth.jsonl (what the simulator injected)
   inventory: $dir/inventory.yml   data: $dir/data
 
 EOT
-wait -n "${pids[@]}"
+bin/kiosk-sim --kiosks "$KIOSKS" --inventory "$dir/inventory.yml" --push "http://$LISTEN" \
+	--fault-rate "$FAULT_RATE" --truth "$dir/truth.jsonl" --progress 1m &
+pids+=($!)
+if [ "$BACKFILL" != 0 ]; then
+	# The live run adds the kiosks; the backfill waits for it, then covers
+	# [now-BACKFILL, now], which the live run never overlaps.
+	for _ in $(seq 1 300); do
+		[ -f "$dir/inventory.sim-tokens.json" ] && break
+		sleep 0.2
+	done
+	bin/kiosk-sim --kiosks "$KIOSKS" --inventory "$dir/inventory.yml" --push "http://$LISTEN" \
+		--speed 120 --duration "$BACKFILL" --fault-rate "$FAULT_RATE" --truth "$dir/truth-backfill.jsonl" --progress 15s &
+	pids+=($!)
+fi
+wait "${pids[1]}"
