@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (%d collectors, push %s)\n", *configFile, len(agent.Collectors(cfg)), orNone(cfg.Push.URL))
+		fmt.Fprintf(stdout, "%s: ok (%d collectors, push %s)\n", *configFile, len(agent.Collectors(cfg, log.NewNopLogger())), orNone(cfg.Push.URL))
 		return 0
 	}
 	logger := log.NewLogfmtLogger(log.NewSyncWriter(stderr))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-kit/log"
@@ -16,23 +17,28 @@ import (
 
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
+	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/exporter/config"
 	"github.com/kioskmon/kioskmon/exporter/push"
 	"github.com/kioskmon/kioskmon/exporter/queue"
 )
 
 // Collectors returns the collectors cfg switches on.
-func Collectors(cfg config.Config) []exporter.Collector {
+func Collectors(cfg config.Config, logger log.Logger) []exporter.Collector {
 	var cs []exporter.Collector
-	if cfg.Collectors.Host != nil {
-		cs = append(cs, host.New(*cfg.Collectors.Host))
+	c := cfg.Collectors
+	if c.Host != nil {
+		cs = append(cs, host.New(*c.Host))
+	}
+	if c.UPS != nil {
+		cs = append(cs, ups.New(*c.UPS, log.With(logger, "collector", "ups")))
 	}
 	return cs
 }
 
 // Run runs the exporter until ctx ends.
 func Run(ctx context.Context, cfg config.Config, logger log.Logger) error {
-	collectors := Collectors(cfg)
+	collectors := Collectors(cfg, logger)
 	interval := time.Duration(cfg.Interval)
 	var sender *push.Sender
 	if cfg.Push.URL != "" {
@@ -56,12 +62,28 @@ func Run(ctx context.Context, cfg config.Config, logger log.Logger) error {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
-	if sender != nil {
-		go func() { defer close(done); sender.Run(runCtx) }()
-	} else {
-		close(done)
+	// Collectors with work between gathers (listeners, pingers) and the
+	// sender run until runCtx ends; done closes when all have returned.
+	var running sync.WaitGroup
+	for _, c := range collectors {
+		r, ok := c.(exporter.Runner)
+		if !ok {
+			continue
+		}
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			if err := r.Run(runCtx); err != nil {
+				level.Error(logger).Log("msg", "collector cannot run; its metrics are missing", "collector", c.Name(), "err", err)
+			}
+		}()
 	}
+	if sender != nil {
+		running.Add(1)
+		go func() { defer running.Done(); sender.Run(runCtx) }()
+	}
+	done := make(chan struct{})
+	go func() { running.Wait(); close(done) }()
 	var srv *http.Server
 	if cfg.Listen != "" {
 		ln, err := net.Listen("tcp", cfg.Listen)

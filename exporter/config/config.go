@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
+	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/yamlfile"
 )
 
@@ -45,6 +46,16 @@ type Push struct {
 // Collectors switches collectors on by configuring them.
 type Collectors struct {
 	Host *host.Config `yaml:"host"`
+	UPS  *ups.Config  `yaml:"ups"`
+}
+
+// validators returns the configured collectors' Validate by their YAML key.
+func (c *Collectors) validators() map[string]func() error {
+	v := map[string]func() error{}
+	if c.UPS != nil {
+		v["ups"] = c.UPS.Validate
+	}
+	return v
 }
 
 // Default returns the configuration used for fields the file leaves out.
@@ -126,6 +137,15 @@ func (c *Config) Validate() error {
 		}
 		if p.QueueMaxBytes < 1<<20 {
 			return fail("push.queue_max_bytes", "%s is below 1MiB", p.QueueMaxBytes)
+		}
+	}
+	for name, validate := range c.Collectors.validators() {
+		if err := validate(); err != nil {
+			var fe *yamlfile.FieldError
+			if errors.As(err, &fe) {
+				return fail("collectors."+name+"."+fe.Field, "%s", fe.Msg)
+			}
+			return fail("collectors."+name, "%s", err)
 		}
 	}
 	if c.Listen == "" && p.URL == "" {

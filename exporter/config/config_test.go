@@ -13,6 +13,7 @@ func TestFiles(t *testing.T) {
 		"unknown-collector.bad.yml": "testdata/unknown-collector.bad.yml:3: field hots not found",
 		"bad-url.bad.yml":           "testdata/bad-url.bad.yml:3: push.url: \"kioskmon:8428\" is not an http(s) URL",
 		"version.bad.yml":           "testdata/version.bad.yml:1: version: \"v2\" is not a known version",
+		"ups.bad.yml":               "testdata/ups.bad.yml:8: collectors.ups.ups.1: \"two words\" is not a UPS name",
 	}
 	files, _ := filepath.Glob("testdata/*.yml")
 	for _, f := range files {
