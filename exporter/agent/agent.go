@@ -17,6 +17,7 @@ import (
 
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
+	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/exporter/config"
 	"github.com/kioskmon/kioskmon/exporter/push"
@@ -32,6 +33,9 @@ func Collectors(cfg config.Config, logger log.Logger) []exporter.Collector {
 	}
 	if c.UPS != nil {
 		cs = append(cs, ups.New(*c.UPS, log.With(logger, "collector", "ups")))
+	}
+	if c.IPP != nil {
+		cs = append(cs, ipp.New(*c.IPP, log.With(logger, "collector", "ipp")))
 	}
 	return cs
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
+	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/yamlfile"
 )
@@ -47,6 +48,7 @@ type Push struct {
 type Collectors struct {
 	Host *host.Config `yaml:"host"`
 	UPS  *ups.Config  `yaml:"ups"`
+	IPP  *ipp.Config  `yaml:"ipp"`
 }
 
 // validators returns the configured collectors' Validate by their YAML key.
@@ -54,6 +56,9 @@ func (c *Collectors) validators() map[string]func() error {
 	v := map[string]func() error{}
 	if c.UPS != nil {
 		v["ups"] = c.UPS.Validate
+	}
+	if c.IPP != nil {
+		v["ipp"] = c.IPP.Validate
 	}
 	return v
 }
