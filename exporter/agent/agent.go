@@ -18,6 +18,7 @@ import (
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
+	"github.com/kioskmon/kioskmon/exporter/collector/network"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/exporter/config"
 	"github.com/kioskmon/kioskmon/exporter/push"
@@ -36,6 +37,9 @@ func Collectors(cfg config.Config, logger log.Logger) []exporter.Collector {
 	}
 	if c.IPP != nil {
 		cs = append(cs, ipp.New(*c.IPP, log.With(logger, "collector", "ipp")))
+	}
+	if c.Network != nil {
+		cs = append(cs, network.New(*c.Network, log.With(logger, "collector", "network")))
 	}
 	return cs
 }

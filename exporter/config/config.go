@@ -13,6 +13,7 @@ import (
 
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
+	"github.com/kioskmon/kioskmon/exporter/collector/network"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/yamlfile"
 )
@@ -46,9 +47,10 @@ type Push struct {
 
 // Collectors switches collectors on by configuring them.
 type Collectors struct {
-	Host *host.Config `yaml:"host"`
-	UPS  *ups.Config  `yaml:"ups"`
-	IPP  *ipp.Config  `yaml:"ipp"`
+	Host    *host.Config    `yaml:"host"`
+	UPS     *ups.Config     `yaml:"ups"`
+	IPP     *ipp.Config     `yaml:"ipp"`
+	Network *network.Config `yaml:"network"`
 }
 
 // validators returns the configured collectors' Validate by their YAML key.
@@ -59,6 +61,9 @@ func (c *Collectors) validators() map[string]func() error {
 	}
 	if c.IPP != nil {
 		v["ipp"] = c.IPP.Validate
+	}
+	if c.Network != nil {
+		v["network"] = c.Network.Validate
 	}
 	return v
 }
