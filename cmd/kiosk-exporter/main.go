@@ -4,6 +4,7 @@
 //
 //	kiosk-exporter --config FILE           run
 //	kiosk-exporter --check --config FILE   validate the file and exit
+//	kiosk-exporter service-mode on|off --engineer NAME [--reason TEXT]
 package main
 
 import (
@@ -15,12 +16,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/exporter/agent"
+	"github.com/kioskmon/kioskmon/exporter/collector/app"
 	"github.com/kioskmon/kioskmon/exporter/config"
 )
 
@@ -31,6 +34,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "service-mode" {
+		return serviceMode(ctx, args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("kiosk-exporter", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "kiosk-exporter.yml", "configuration file (YAML, see exporter/README.md)")
@@ -53,7 +59,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (%d collectors, push %s)\n", *configFile, len(agent.Collectors(cfg, log.NewNopLogger())), orNone(cfg.Push.URL))
+		collectors, err := agent.Collectors(cfg, log.NewNopLogger())
+		if err != nil {
+			fmt.Fprintln(stderr, "kiosk-exporter:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s: ok (%d collectors, push %s)\n", *configFile, len(collectors), orNone(cfg.Push.URL))
 		return 0
 	}
 	logger := log.NewLogfmtLogger(log.NewSyncWriter(stderr))
@@ -76,4 +87,41 @@ func orNone(s string) string {
 		return "off"
 	}
 	return s
+}
+
+// serviceMode switches service mode through the running exporter's local
+// endpoint (the app collector), so the switch is recorded and pushed.
+func serviceMode(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kiosk-exporter service-mode", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kiosk-exporter service-mode on|off --engineer NAME [--reason TEXT] [--url URL] [--token T]")
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 || (args[0] != "on" && args[0] != "off") {
+		fs.Usage()
+		return 2
+	}
+	on := args[0] == "on"
+	engineer := fs.String("engineer", "", "who is on site (required to switch on): the arrival is recorded under this name")
+	reason := fs.String("reason", "", "why, e.g. \"paper jam\" or \"2-weekly inspection\"")
+	url := fs.String("url", "http://127.0.0.1:9183", "the exporter's local endpoint (collectors.app.listen)")
+	token := fs.String("token", "", "the endpoint's token (collectors.app.token), if it has one")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	sm, err := app.PostServiceMode(ctx, *url, *token, on, *engineer, *reason)
+	if err != nil {
+		fmt.Fprintln(stderr, "kiosk-exporter:", err)
+		return 1
+	}
+	state := "off"
+	if sm.On {
+		state = "on"
+	}
+	fmt.Fprintf(stdout, "service mode %s since %s (%s)\n", state, sm.Since.Local().Format(time.RFC3339), sm.Engineer)
+	return 0
 }

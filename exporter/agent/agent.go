@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/kioskmon/kioskmon/exporter"
+	"github.com/kioskmon/kioskmon/exporter/collector/app"
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/network"
@@ -26,7 +28,7 @@ import (
 )
 
 // Collectors returns the collectors cfg switches on.
-func Collectors(cfg config.Config, logger log.Logger) []exporter.Collector {
+func Collectors(cfg config.Config, logger log.Logger) ([]exporter.Collector, error) {
 	var cs []exporter.Collector
 	c := cfg.Collectors
 	if c.Host != nil {
@@ -41,12 +43,27 @@ func Collectors(cfg config.Config, logger log.Logger) []exporter.Collector {
 	if c.Network != nil {
 		cs = append(cs, network.New(*c.Network, log.With(logger, "collector", "network")))
 	}
-	return cs
+	if c.App != nil {
+		appCfg := *c.App
+		if appCfg.StateFile == "" && cfg.Push.QueueDir != "" {
+			// Beside the queue: the one directory the exporter owns.
+			appCfg.StateFile = filepath.Join(filepath.Dir(filepath.Clean(cfg.Push.QueueDir)), "service-mode.json")
+		}
+		a, err := app.New(appCfg, log.With(logger, "collector", "app"))
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, a)
+	}
+	return cs, nil
 }
 
 // Run runs the exporter until ctx ends.
 func Run(ctx context.Context, cfg config.Config, logger log.Logger) error {
-	collectors := Collectors(cfg, logger)
+	collectors, err := Collectors(cfg, logger)
+	if err != nil {
+		return err
+	}
 	interval := time.Duration(cfg.Interval)
 	var sender *push.Sender
 	if cfg.Push.URL != "" {

@@ -237,6 +237,10 @@ var Metrics = []Metric{
 		Help: "Samples kioskmon acknowledged."},
 	{Name: "kiosk_exporter_push_failures_total", Type: Counter, Group: Exporter, Labels: []string{"reason"},
 		Help: "Failed push requests by reason: network, http_5xx, http_429 (retried), http_4xx (not retried: the batch is dropped)."},
+	{Name: "kiosk_exporter_app_events_total", Type: Counter, Group: Exporter,
+		Help: "Events the kiosk application and the device middleware posted to the exporter's local endpoint and it accepted."},
+	{Name: "kiosk_exporter_app_posts_rejected_total", Type: Counter, Group: Exporter, Labels: []string{"reason"},
+		Help: "Posts to the local endpoint refused, by reason: invalid (400), unauthorized (401), too_large (413), method (405), content_type (415), too_many_series (a page, service or device over the label limit); nothing of a refused post is applied."},
 }
 
 var byName = func() map[string]*Metric {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kioskmon/kioskmon/exporter/collector/app"
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/network"
@@ -51,6 +52,7 @@ type Collectors struct {
 	UPS     *ups.Config     `yaml:"ups"`
 	IPP     *ipp.Config     `yaml:"ipp"`
 	Network *network.Config `yaml:"network"`
+	App     *app.Config     `yaml:"app"`
 }
 
 // validators returns the configured collectors' Validate by their YAML key.
@@ -64,6 +66,9 @@ func (c *Collectors) validators() map[string]func() error {
 	}
 	if c.Network != nil {
 		v["network"] = c.Network.Validate
+	}
+	if c.App != nil {
+		v["app"] = c.App.Validate
 	}
 	return v
 }
