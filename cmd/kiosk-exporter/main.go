@@ -5,6 +5,7 @@
 //	kiosk-exporter --config FILE           run
 //	kiosk-exporter --check --config FILE   validate the file and exit
 //	kiosk-exporter service-mode on|off --engineer NAME [--reason TEXT]
+//	kiosk-exporter hash-page URL           the sha256 of a released page
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/exporter/agent"
 	"github.com/kioskmon/kioskmon/exporter/collector/app"
+	"github.com/kioskmon/kioskmon/exporter/collector/probe"
 	"github.com/kioskmon/kioskmon/exporter/config"
 )
 
@@ -36,6 +38,19 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "service-mode" {
 		return serviceMode(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "hash-page" {
+		if len(args) != 2 {
+			fmt.Fprintln(stderr, "usage: kiosk-exporter hash-page URL   (prints the sha256 for collectors.probe.pages)")
+			return 2
+		}
+		h, err := probe.HashURL(ctx, args[1])
+		if err != nil {
+			fmt.Fprintln(stderr, "kiosk-exporter:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, h)
+		return 0
 	}
 	fs := flag.NewFlagSet("kiosk-exporter", flag.ContinueOnError)
 	fs.SetOutput(stderr)

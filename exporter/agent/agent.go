@@ -21,7 +21,9 @@ import (
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/network"
+	"github.com/kioskmon/kioskmon/exporter/collector/probe"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
+	"github.com/kioskmon/kioskmon/exporter/collector/usb"
 	"github.com/kioskmon/kioskmon/exporter/config"
 	"github.com/kioskmon/kioskmon/exporter/push"
 	"github.com/kioskmon/kioskmon/exporter/queue"
@@ -54,6 +56,16 @@ func Collectors(cfg config.Config, logger log.Logger) ([]exporter.Collector, err
 			return nil, err
 		}
 		cs = append(cs, a)
+	}
+	if c.Probe != nil {
+		pr, err := probe.New(*c.Probe)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, pr)
+	}
+	if c.USB != nil {
+		cs = append(cs, usb.New(*c.USB))
 	}
 	return cs, nil
 }

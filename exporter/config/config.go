@@ -15,7 +15,9 @@ import (
 	"github.com/kioskmon/kioskmon/exporter/collector/host"
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/network"
+	"github.com/kioskmon/kioskmon/exporter/collector/probe"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
+	"github.com/kioskmon/kioskmon/exporter/collector/usb"
 	"github.com/kioskmon/kioskmon/yamlfile"
 )
 
@@ -53,6 +55,8 @@ type Collectors struct {
 	IPP     *ipp.Config     `yaml:"ipp"`
 	Network *network.Config `yaml:"network"`
 	App     *app.Config     `yaml:"app"`
+	Probe   *probe.Config   `yaml:"probe"`
+	USB     *usb.Config     `yaml:"usb"`
 }
 
 // validators returns the configured collectors' Validate by their YAML key.
@@ -69,6 +73,12 @@ func (c *Collectors) validators() map[string]func() error {
 	}
 	if c.App != nil {
 		v["app"] = c.App.Validate
+	}
+	if c.Probe != nil {
+		v["probe"] = c.Probe.Validate
+	}
+	if c.USB != nil {
+		v["usb"] = c.USB.Validate
 	}
 	return v
 }
