@@ -4,6 +4,7 @@
 //
 //	kiosk-exporter --config FILE           run
 //	kiosk-exporter --check --config FILE   validate the file and exit
+//	kiosk-exporter --execd --config FILE   under Telegraf's inputs.execd (signal = "STDIN")
 //	kiosk-exporter service-mode on|off --engineer NAME [--reason TEXT]
 //	kiosk-exporter hash-page URL           the sha256 of a released page
 package main
@@ -32,10 +33,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "service-mode" {
 		return serviceMode(ctx, args[1:], stdout, stderr)
 	}
@@ -56,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "kiosk-exporter.yml", "configuration file (YAML, see exporter/README.md)")
 	check := fs.Bool("check", false, "validate the configuration file and exit")
+	execdMode := fs.Bool("execd", false, "Telegraf execd mode: gather once per line on stdin and write Influx line protocol to stdout; no push, no listener")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -72,6 +74,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "kiosk-exporter:", err)
 		return 1
+	}
+	if !*execdMode {
+		if err := cfg.CheckOutputs(); err != nil {
+			fmt.Fprintln(stderr, "kiosk-exporter:", err)
+			return 1
+		}
 	}
 	if *check {
 		collectors, err := agent.Collectors(cfg, log.NewNopLogger())
@@ -90,6 +98,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger = level.NewFilter(logger, level.Allow(lvl))
+	if *execdMode {
+		if err := agent.RunExecd(ctx, cfg, stdin, stdout, logger); err != nil {
+			level.Error(logger).Log("msg", "kiosk exporter failed", "err", err)
+			return 1
+		}
+		return 0
+	}
 	if err := agent.Run(ctx, cfg, logger); err != nil {
 		level.Error(logger).Log("msg", "kiosk exporter failed", "err", err)
 		return 1

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/exporter/collector/usb"
 	"github.com/kioskmon/kioskmon/exporter/config"
+	"github.com/kioskmon/kioskmon/exporter/execd"
 	"github.com/kioskmon/kioskmon/exporter/push"
 	"github.com/kioskmon/kioskmon/exporter/queue"
 )
@@ -161,4 +163,29 @@ func Run(ctx context.Context, cfg config.Config, logger log.Logger) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// RunExecd runs the exporter under Telegraf's inputs.execd: one gather per
+// line on stdin, written to stdout as line protocol. Nothing is pushed or
+// served: Telegraf is the output. Collectors with background work run.
+func RunExecd(ctx context.Context, cfg config.Config, stdin io.Reader, stdout io.Writer, logger log.Logger) error {
+	collectors, err := Collectors(cfg, logger)
+	if err != nil {
+		return err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var running sync.WaitGroup
+	defer running.Wait()
+	for _, c := range collectors {
+		if r, ok := c.(exporter.Runner); ok {
+			running.Go(func() {
+				if err := r.Run(runCtx); err != nil {
+					level.Error(logger).Log("msg", "collector cannot run; its metrics are missing", "collector", c.Name(), "err", err)
+				}
+			})
+		}
+	}
+	defer cancel()
+	return execd.Run(runCtx, exporter.NewGatherer(collectors, time.Duration(cfg.Interval)*9/10, logger), stdin, stdout, logger)
 }

@@ -173,8 +173,14 @@ func (c *Config) Validate() error {
 			return fail("collectors."+name, "%s", err)
 		}
 	}
-	if c.Listen == "" && p.URL == "" {
-		return errors.New(c.file + ": neither listen nor push.url is set: the exporter would report to no one")
+	return nil
+}
+
+// CheckOutputs fails when the exporter would report to no one: without
+// /metrics and without a push (Telegraf execd mode needs neither).
+func (c *Config) CheckOutputs() error {
+	if c.Listen == "" && c.Push.URL == "" {
+		return errors.New(c.file + ": neither listen nor push.url is set: the exporter would report to no one (or run it with --execd under Telegraf)")
 	}
 	return nil
 }
