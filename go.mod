@@ -13,7 +13,6 @@ require (
 	github.com/influxdata/telegraf v1.37.2
 	github.com/prometheus-community/pro-bing v0.9.1
 	github.com/prometheus/client_golang v1.24.0
-	github.com/robbiet480/go.nut v0.0.0-20220219091450-bd8f121e1fa1
 	gopkg.in/yaml.v3 v3.0.1
 )
 

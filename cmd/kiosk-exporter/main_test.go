@@ -41,7 +41,7 @@ func TestCheck(t *testing.T) {
 	if code := run(context.Background(), []string{"--check", "--config", "../../exporter/config/testdata/full.good.yml"}, nil, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stdout.String(), "ok (7 collectors") {
+	if !strings.Contains(stdout.String(), "ok (8 collectors") {
 		t.Fatalf("check output: %s", stdout.String())
 	}
 	stdout.Reset()

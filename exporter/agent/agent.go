@@ -23,6 +23,7 @@ import (
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/network"
 	"github.com/kioskmon/kioskmon/exporter/collector/probe"
+	"github.com/kioskmon/kioskmon/exporter/collector/snmpprinter"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/exporter/collector/usb"
 	"github.com/kioskmon/kioskmon/exporter/config"
@@ -68,6 +69,9 @@ func Collectors(cfg config.Config, logger log.Logger) ([]exporter.Collector, err
 	}
 	if c.USB != nil {
 		cs = append(cs, usb.New(*c.USB))
+	}
+	if c.SNMPPrinter != nil {
+		cs = append(cs, snmpprinter.New(*c.SNMPPrinter, log.With(logger, "collector", "snmp_printer")))
 	}
 	return cs, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kioskmon/kioskmon/exporter/collector/ipp"
 	"github.com/kioskmon/kioskmon/exporter/collector/network"
 	"github.com/kioskmon/kioskmon/exporter/collector/probe"
+	"github.com/kioskmon/kioskmon/exporter/collector/snmpprinter"
 	"github.com/kioskmon/kioskmon/exporter/collector/ups"
 	"github.com/kioskmon/kioskmon/exporter/collector/usb"
 	"github.com/kioskmon/kioskmon/yamlfile"
@@ -50,13 +51,14 @@ type Push struct {
 
 // Collectors switches collectors on by configuring them.
 type Collectors struct {
-	Host    *host.Config    `yaml:"host"`
-	UPS     *ups.Config     `yaml:"ups"`
-	IPP     *ipp.Config     `yaml:"ipp"`
-	Network *network.Config `yaml:"network"`
-	App     *app.Config     `yaml:"app"`
-	Probe   *probe.Config   `yaml:"probe"`
-	USB     *usb.Config     `yaml:"usb"`
+	Host        *host.Config        `yaml:"host"`
+	UPS         *ups.Config         `yaml:"ups"`
+	IPP         *ipp.Config         `yaml:"ipp"`
+	Network     *network.Config     `yaml:"network"`
+	App         *app.Config         `yaml:"app"`
+	Probe       *probe.Config       `yaml:"probe"`
+	USB         *usb.Config         `yaml:"usb"`
+	SNMPPrinter *snmpprinter.Config `yaml:"snmp_printer"`
 }
 
 // validators returns the configured collectors' Validate by their YAML key.
@@ -79,6 +81,9 @@ func (c *Collectors) validators() map[string]func() error {
 	}
 	if c.USB != nil {
 		v["usb"] = c.USB.Validate
+	}
+	if c.SNMPPrinter != nil {
+		v["snmp_printer"] = c.SNMPPrinter.Validate
 	}
 	return v
 }
