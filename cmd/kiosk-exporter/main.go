@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if underServiceManager() {
+		os.Exit(runAsService(os.Args[1:]))
+	}
 	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -59,12 +63,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	check := fs.Bool("check", false, "validate the configuration file and exit")
 	execdMode := fs.Bool("execd", false, "Telegraf execd mode: gather once per line on stdin and write Influx line protocol to stdout; no push, no listener")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	service := fs.String("service", "", "Windows: install, uninstall, start or stop the kiosk-exporter service (with --config)")
 	version := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
+	}
+	if *service != "" {
+		if err := serviceCommand(*service, *configFile); err != nil {
+			fmt.Fprintln(stderr, "kiosk-exporter:", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "service kiosk-exporter: %s done\n", *service)
+		return 0
 	}
 	if *version {
 		fmt.Fprintln(stdout, exporter.Version)
@@ -154,4 +167,19 @@ func serviceMode(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	fmt.Fprintf(stdout, "service mode %s since %s (%s)\n", state, sm.Since.Local().Format(time.RFC3339), sm.Engineer)
 	return 0
+}
+
+// configArg returns the --config value of args, or the default.
+func configArg(args []string) string {
+	for i, a := range args {
+		if (a == "--config" || a == "-config") && i+1 < len(args) {
+			return args[i+1]
+		}
+		for _, p := range []string{"--config=", "-config="} {
+			if v, ok := strings.CutPrefix(a, p); ok {
+				return v
+			}
+		}
+	}
+	return "kiosk-exporter.yml"
 }

@@ -44,6 +44,11 @@ func TestCheck(t *testing.T) {
 	if !strings.Contains(stdout.String(), "ok (8 collectors") {
 		t.Fatalf("check output: %s", stdout.String())
 	}
+	// The example shipped in deploy/ stays valid.
+	stdout.Reset()
+	if code := run(context.Background(), []string{"--check", "--config", "../../deploy/kiosk-exporter.example.yml"}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("deploy example: exit %d: %s", code, stderr.String())
+	}
 	stdout.Reset()
 	stderr.Reset()
 	if code := run(context.Background(), []string{"--check", "--config", "../../exporter/config/testdata/ups.bad.yml"}, nil, &stdout, &stderr); code != 1 ||
