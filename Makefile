@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X github.com/kioskmon/kioskmon/exporter.
 EXPORTER_PLATFORMS := windows/amd64 linux/amd64 linux/arm64 linux/loong64
 FUZZTIME ?= 15s
 
-.PHONY: help build exporter-all run test test-unit test-e2e bench fuzz lint deps clean
+.PHONY: footprint help build exporter-all run test test-unit test-e2e bench fuzz lint deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: deps build ## run every test: unit, fuzz seeds, end-to-end with real Prome
 
 test-unit: ## run the tests that need nothing installed
 	$(GO) test -count=1 -short ./...
+
+footprint: ## measure the kiosk exporter's peak RSS and CPU share (FOOTPRINT_DURATION, default 300 s)
+	bash scripts/footprint.sh
 
 bench: ## run the ingest benchmark against peers; results in bench-results/
 	bash scripts/bench.sh

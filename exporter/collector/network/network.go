@@ -44,6 +44,9 @@ type Ping struct {
 	Interval yamlfile.Duration `yaml:"interval"`
 	// Timeout waits for the last reply. Default 2s.
 	Timeout yamlfile.Duration `yaml:"timeout"`
+	// Every is the time from one round's start to the next's. Default 15s
+	// (the gather interval); a round longer than that starts the next at once.
+	Every yamlfile.Duration `yaml:"every"`
 	// Privileged uses raw ICMP sockets (root, or CAP_NET_RAW). By default the
 	// unprivileged ICMP datagram sockets are tried first (Linux with
 	// net.ipv4.ping_group_range covering the user; Windows), then raw ones.
@@ -67,6 +70,9 @@ func (c *Config) defaults() {
 	}
 	if c.Ping.Timeout <= 0 {
 		c.Ping.Timeout = yamlfile.Duration(2 * time.Second)
+	}
+	if c.Ping.Every <= 0 {
+		c.Ping.Every = yamlfile.Duration(15 * time.Second)
 	}
 	if c.DNS.Timeout <= 0 {
 		c.DNS.Timeout = yamlfile.Duration(5 * time.Second)
@@ -150,8 +156,8 @@ func New(cfg Config, logger log.Logger) *Collector {
 // Name implements exporter.Collector.
 func (c *Collector) Name() string { return "network" }
 
-// Run implements exporter.Runner: probe rounds back to back, so a gather
-// reports the last complete round without waiting for one.
+// Run implements exporter.Runner: a probe round every Ping.Every, so a
+// gather reports the last complete round without waiting for one.
 func (c *Collector) Run(ctx context.Context) error {
 	if len(c.cfg.Ping.Targets) == 0 {
 		return nil
@@ -159,8 +165,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		started := time.Now()
 		c.ProbeRound(ctx)
-		// A round that failed at once (no route) must not spin.
-		if wait := time.Second - time.Since(started); wait > 0 {
+		if wait := time.Duration(c.cfg.Ping.Every) - time.Since(started); wait > 0 {
 			select {
 			case <-ctx.Done():
 			case <-time.After(wait):
