@@ -50,23 +50,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireTool returns the path of a program the test needs. In CI a missing
-// program is a failure (.ci/run installs it); elsewhere the test is skipped
-// with the command that installs it.
-func requireTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	msg := fmt.Sprintf("%s not found: install it with `make deps` (Debian package %s)", name, debianPackage)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
 // kioskmonCLI runs a kioskmon subcommand and returns its stdout.
 func kioskmonCLI(t *testing.T, args ...string) string {
 	t.Helper()

@@ -13,13 +13,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kioskmon/kioskmon/internal/peertest"
 )
 
 // TestPrometheusRemoteWrite has a real Prometheus scrape a target and
 // remote-write to kioskmon with Basic auth, then finds the samples with the
 // inventory's labels, and kiosk= taken from the credentials, not the target.
 func TestPrometheusRemoteWrite(t *testing.T) {
-	prometheus := requireTool(t, "prometheus", "prometheus")
+	prometheus := peertest.Tool(t, "prometheus", "prometheus")
 	inv := filepath.Join(t.TempDir(), "inventory.yml")
 	token := addKiosk(t, inv, "gl-001", "gulou-hall")
 	s := newServer(t, inv)
