@@ -145,7 +145,8 @@ type Collector struct {
 	pages        map[string]*pageStats
 	transactions map[string]float64
 	restarts     map[string]float64
-	heartbeat    time.Time
+	heartbeat    time.Time // of the UI thread
+	alive        time.Time // of the process (its watchdog or a background thread)
 	devices      map[string]*deviceState
 	receipt      map[string]string
 	service      ServiceMode
@@ -343,6 +344,8 @@ func (c *Collector) applyLocked(e *Event, now time.Time) {
 		c.transactions[e.Service]++
 	case EventHeartbeat:
 		c.heartbeat = now
+	case EventAlive:
+		c.alive = now
 	case EventRestart:
 		c.restarts[e.Reason]++
 	case EventDevice:
@@ -481,12 +484,18 @@ func (c *Collector) Collect(_ context.Context, s *exporter.Snapshot) error {
 	for _, r := range restartReasons {
 		s.Add("kiosk_app_restarts_total", c.restarts[r], r)
 	}
-	if c.heartbeat.IsZero() {
-		s.AddBool("kiosk_app_up", false)
-	} else {
-		age := now.Sub(c.heartbeat)
-		s.AddBool("kiosk_app_up", age <= time.Duration(c.cfg.HeartbeatTimeout))
-		s.Add("kiosk_app_heartbeat_age_seconds", age.Seconds())
+	// The process is up while it says so ("alive", from a thread that a
+	// frozen UI does not stop); an application that only sends UI
+	// heartbeats is up while they come. A frozen or blue screen is then a
+	// stale heartbeat with the process up.
+	timeout := time.Duration(c.cfg.HeartbeatTimeout)
+	up := !c.alive.IsZero() && now.Sub(c.alive) <= timeout
+	if c.alive.IsZero() {
+		up = !c.heartbeat.IsZero() && now.Sub(c.heartbeat) <= timeout
+	}
+	s.AddBool("kiosk_app_up", up)
+	if !c.heartbeat.IsZero() {
+		s.Add("kiosk_app_heartbeat_age_seconds", now.Sub(c.heartbeat).Seconds())
 	}
 	for _, name := range sortedKeys(c.devices) {
 		d := c.devices[name]

@@ -153,6 +153,15 @@ func TestEventsBecomeMetrics(t *testing.T) {
 		got["kiosk_peripheral_state{device=idreader,kind=id_card_reader,state=fault}"] != 1 {
 		t.Fatalf("after 45s: %v", got)
 	}
+	// The process says it is alive while the UI stays frozen: up, with a
+	// stale heartbeat (a blue or white screen, not a crash).
+	if w := post(h, "/v1/events", `{"events":[{"type":"alive"}]}`); w.Code != 204 {
+		t.Fatalf("alive: %d", w.Code)
+	}
+	got = gather(c)
+	if got["kiosk_app_up{}"] != 1 || got["kiosk_app_heartbeat_age_seconds{}"] != 45 {
+		t.Fatalf("alive with a frozen UI: %v", got)
+	}
 	// 3 minutes without a word from the middleware: not responding, which
 	// is not the same as absent.
 	*now = now.Add(3 * time.Minute)

@@ -26,13 +26,14 @@ const (
 	EventError        = "error"
 	EventTransaction  = "transaction"
 	EventHeartbeat    = "heartbeat"
+	EventAlive        = "alive"
 	EventRestart      = "restart"
 	EventDevice       = "device"
 	EventReceiptPaper = "receipt_paper"
 )
 
 var (
-	eventTypes     = []string{EventPageLoad, EventRequest, EventError, EventTransaction, EventHeartbeat, EventRestart, EventDevice, EventReceiptPaper}
+	eventTypes     = []string{EventPageLoad, EventRequest, EventError, EventTransaction, EventHeartbeat, EventAlive, EventRestart, EventDevice, EventReceiptPaper}
 	errorKinds     = []string{"http_4xx", "http_5xx", "timeout", "no_data", "wrong_data", "client"}
 	restartReasons = []string{"crash", "hang", "update", "manual"}
 	// The middleware reports what it sees; not_responding is the exporter's
@@ -94,7 +95,7 @@ func (e *Event) validate() error {
 		return oneOf("kind", e.Kind, errorKinds)
 	case EventTransaction:
 		return label("service", e.Service)
-	case EventHeartbeat:
+	case EventHeartbeat, EventAlive:
 	case EventRestart:
 		return oneOf("reason", e.Reason, restartReasons)
 	case EventDevice:
