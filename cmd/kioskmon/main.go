@@ -21,6 +21,7 @@ const usage = `kioskmon: monitoring, alerting and SLA for fleets of self-service
 usage:
   kioskmon serve [flags]              run the server (see kioskmon serve --help)
   kioskmon kiosks add|token|list ...  manage the kiosk inventory
+  kioskmon rules check|list|export    the grading rulebook (see kioskmon rules)
   kioskmon version                    print the version
 `
 
@@ -39,6 +40,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:], stdout, stderr)
 	case "kiosks":
 		err = runKiosks(args[1:], stdout, stderr)
+	case "rules":
+		err = runRules(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "kioskmon", version)
 	case "help", "-h", "--help":
