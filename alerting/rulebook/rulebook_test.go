@@ -8,9 +8,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/common/promslog"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
-	"github.com/prometheus/common/promslog"
+	"gopkg.in/yaml.v3"
 
 	"github.com/kioskmon/kioskmon/exporter/catalog"
 	"github.com/kioskmon/kioskmon/faults"
@@ -157,6 +158,42 @@ func TestRuleUnitTestsWithPromtool(t *testing.T) {
 		out, err := exec.Command(promtool, "test", "rules", dst).CombinedOutput()
 		if err != nil {
 			t.Errorf("promtool test rules %s: %v\n%s", tf, err, out)
+		}
+	}
+}
+
+// TestEveryRuleHasATest: each fault of the default rulebook fires in at
+// least one promtool test case.
+func TestEveryRuleHasATest(t *testing.T) {
+	tested := map[string]bool{}
+	files, _ := filepath.Glob("testdata/*.test.yml")
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Tests []struct {
+				AlertRuleTest []struct {
+					Alertname string `yaml:"alertname"`
+					ExpAlerts []any  `yaml:"exp_alerts"`
+				} `yaml:"alert_rule_test"`
+			} `yaml:"tests"`
+		}
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, tc := range doc.Tests {
+			for _, a := range tc.AlertRuleTest {
+				if len(a.ExpAlerts) > 0 {
+					tested[a.Alertname] = true
+				}
+			}
+		}
+	}
+	for _, f := range Default().Faults {
+		if !tested[AlertName(f.ID)] {
+			t.Errorf("no promtool test makes %s (%s) fire", AlertName(f.ID), f.ID)
 		}
 	}
 }
