@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -58,6 +59,23 @@ func TestStorageLifecycle(t *testing.T) {
 	resp.Body.Close()
 	if reply.Status != "success" || len(reply.Data.Result) != 1 || reply.Data.Result[0].Value[1] != "2" {
 		t.Fatalf("query reply %+v, want kiosk_up=2", reply)
+	}
+
+	// The same in process, as the rule evaluator asks.
+	at := time.UnixMilli(now + 1000)
+	got, err := s.Query(context.Background(), `max by (kiosk) (kiosk_up) == 2`, at)
+	if err != nil || len(got) != 1 || got[0].Value != 2 || len(got[0].Labels) != 1 || got[0].Labels[0] != (Label{Name: "kiosk", Value: "k1"}) {
+		t.Fatalf("in-process query: %+v, %v", got, err)
+	}
+	got, err = s.Query(context.Background(), `kiosk_up`, at)
+	if err != nil || len(got) != 1 || got[0].Labels[0] != (Label{Name: "__name__", Value: "kiosk_up"}) {
+		t.Fatalf("in-process selector: %+v, %v", got, err)
+	}
+	if got, err := s.Query(context.Background(), `kiosk_up == 5`, at); err != nil || len(got) != 0 {
+		t.Fatalf("a query that matches nothing: %+v, %v", got, err)
+	}
+	if _, err := s.Query(context.Background(), `max by (kiosk (kiosk_up)`, at); err == nil {
+		t.Fatal("a malformed query gave no error")
 	}
 
 	if err := s.FlushToDisk(); err != nil {
