@@ -1,0 +1,503 @@
+// Package evaluator evaluates the compiled rulebook in process, with
+// Prometheus alerting semantics (pending, firing, resolved, for,
+// keep_firing_for), holds back what the standards say is not a fault
+// (a kiosk in service mode, peripherals of an offline kiosk, a closed
+// site's switched-off kiosks), keeps alert state across restarts, and hands
+// every transition to its sinks (the Alertmanager notifier, the SLA ledger).
+package evaluator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kioskmon/kioskmon/alerting/rulebook"
+	"github.com/kioskmon/kioskmon/faults"
+)
+
+// Label is a name and a value.
+type Label struct{ Name, Value string }
+
+// Sample is one series of a query result.
+type Sample struct {
+	Labels []Label
+	Value  float64
+}
+
+// Querier answers instant queries; the embedded storage is one.
+type Querier interface {
+	Query(ctx context.Context, q string, at time.Time) ([]Sample, error)
+}
+
+// States of an alert.
+const (
+	StatePending  = "pending"
+	StateFiring   = "firing"
+	StateInactive = "inactive" // resolved
+)
+
+// Alert is one alert instance of a rule.
+type Alert struct {
+	Fingerprint uint64            `json:"fingerprint"`
+	Rule        string            `json:"rule"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"`
+	Value       float64           `json:"value"`
+	// ActiveAt is when the condition started (the alert's start for
+	// Alertmanager and the SLA ledger); it survives restarts.
+	ActiveAt   time.Time `json:"activeAt"`
+	FiredAt    time.Time `json:"firedAt,omitzero"`
+	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+	// LastSeenAt is the last evaluation whose result held the alert.
+	LastSeenAt time.Time `json:"lastSeenAt"`
+}
+
+// Held is an alert the suppression did not let start, and why.
+type Held struct {
+	Labels map[string]string `json:"labels"`
+	Reason string            `json:"reason"`
+	Since  time.Time         `json:"since"`
+}
+
+// Transition is an alert changing state, handed to the sinks.
+type Transition struct {
+	Alert    Alert
+	From, To string
+	At       time.Time
+}
+
+// Sink receives every transition (the SLA ledger implements it).
+type Sink interface {
+	Transition(ctx context.Context, t Transition) error
+}
+
+// Rule is one compiled alerting rule.
+type Rule struct {
+	Name, Fault, Category string
+	Expr                  string
+	For, KeepFiringFor    time.Duration
+	Labels, Annotations   map[string]string
+	Scope                 []string
+	annotations           map[string]*template.Template
+}
+
+// Suppression reasons.
+const (
+	HeldServiceMode = "service_mode"  // an engineer is on site
+	HeldOffline     = "kiosk_offline" // the kiosk sends nothing: its parts cannot be judged
+	HeldLinkDown    = "link_down"     // the site's link is down
+	HeldClosed      = "site_closed"   // outside opening hours: switched off is not a fault
+)
+
+// Config configures an Evaluator.
+type Config struct {
+	Rulebook *rulebook.Rulebook
+	Preset   string
+	// StateFile keeps alert state across restarts ("" keeps none).
+	StateFile string
+	// IsOpen tells whether a site is open at t (the inventory's opening
+	// hours); nil treats every site as open.
+	IsOpen func(site string, t time.Time) bool
+	// Timeout bounds one cycle. Default: the rulebook's interval.
+	Timeout time.Duration
+}
+
+// Evaluator runs the rules.
+type Evaluator struct {
+	cfg      Config
+	q        Querier
+	logger   log.Logger
+	rules    []*Rule
+	interval time.Duration
+	sinks    []Sink
+
+	mu      sync.Mutex
+	alerts  map[uint64]*Alert
+	held    map[uint64]*Held
+	lastRun time.Time
+	lastErr map[string]error
+	lastDur time.Duration
+
+	evalDuration prometheus.Histogram
+	evalFailures *prometheus.CounterVec
+	alertsGauge  *prometheus.GaugeVec
+}
+
+// New compiles the rulebook for cfg.Preset.
+func New(cfg Config, q Querier, logger log.Logger, reg prometheus.Registerer) (*Evaluator, error) {
+	groups, err := cfg.Rulebook.Compile(cfg.Preset)
+	if err != nil {
+		return nil, err
+	}
+	e := &Evaluator{cfg: cfg, q: q, logger: logger, interval: time.Duration(cfg.Rulebook.Interval),
+		alerts: map[uint64]*Alert{}, held: map[uint64]*Held{}, lastErr: map[string]error{}}
+	if e.cfg.Timeout <= 0 {
+		e.cfg.Timeout = e.interval
+	}
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			f := cfg.Rulebook.Fault(r.Labels["fault"])
+			rule := &Rule{Name: r.Alert, Fault: f.ID, Category: f.Category, Expr: r.Expr, For: time.Duration(r.For),
+				KeepFiringFor: time.Duration(r.KeepFiringFor), Labels: r.Labels, Annotations: r.Annotations, Scope: f.Scope,
+				annotations: map[string]*template.Template{}}
+			for k, v := range r.Annotations {
+				t, err := template.New(k).Option("missingkey=zero").Parse("{{$labels := .Labels}}{{$value := .Value}}" + v)
+				if err != nil {
+					return nil, fmt.Errorf("rule %s annotation %s: %w", r.Alert, k, err)
+				}
+				rule.annotations[k] = t
+			}
+			e.rules = append(e.rules, rule)
+		}
+	}
+	// Offline and link down first: their state decides what is held back.
+	slices.SortStableFunc(e.rules, func(a, b *Rule) int { return order(a.Fault) - order(b.Fault) })
+	e.evalDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kioskmon_rules_evaluation_seconds",
+		Help: "Duration of a whole rulebook evaluation cycle.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)})
+	e.evalFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kioskmon_rules_evaluation_failures_total",
+		Help: "Rule evaluations that failed, by fault."}, []string{"fault"})
+	e.alertsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kioskmon_alerts",
+		Help: "Alerts by state: pending, firing, held."}, []string{"state"})
+	if reg != nil {
+		reg.MustRegister(e.evalDuration, e.evalFailures, e.alertsGauge)
+	}
+	if err := e.load(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func order(fault string) int {
+	switch fault {
+	case faults.KioskOffline:
+		return 0
+	case faults.LinkDown:
+		return 1
+	}
+	return 2
+}
+
+// AddSink adds a receiver of transitions.
+func (e *Evaluator) AddSink(s Sink) { e.sinks = append(e.sinks, s) }
+
+// Run evaluates every interval until ctx ends.
+func (e *Evaluator) Run(ctx context.Context) {
+	tick := time.NewTicker(e.interval)
+	defer tick.Stop()
+	for {
+		e.Eval(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func fingerprint(labels map[string]string) uint64 {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := fnv.New64a()
+	for _, k := range keys {
+		h.Write([]byte(k))
+		h.Write([]byte{0xff})
+		h.Write([]byte(labels[k]))
+		h.Write([]byte{0xfe})
+	}
+	return h.Sum64()
+}
+
+// Eval runs one cycle at time at.
+func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	inService := e.kiosksInServiceMode(ctx, at)
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var transitions []Transition
+	seen := map[uint64]bool{}
+	heldNow := map[uint64]*Held{}
+	for _, r := range e.rules {
+		samples, err := e.q.Query(ctx, r.Expr, at)
+		if err != nil {
+			e.lastErr[r.Name] = err
+			e.evalFailures.WithLabelValues(r.Fault).Inc()
+			level.Warn(e.logger).Log("msg", "rule evaluation failed; its alerts keep their state", "rule", r.Name, "err", err)
+			// Keep this rule's alerts as they are rather than resolving them.
+			for fp, a := range e.alerts {
+				if a.Rule == r.Name {
+					seen[fp] = true
+				}
+			}
+			continue
+		}
+		delete(e.lastErr, r.Name)
+		for _, s := range samples {
+			labels := make(map[string]string, len(s.Labels)+len(r.Labels)+1)
+			for _, l := range s.Labels {
+				if l.Name != "__name__" {
+					labels[l.Name] = l.Value
+				}
+			}
+			for k, v := range r.Labels {
+				labels[k] = v
+			}
+			labels["alertname"] = r.Name
+			fp := fingerprint(labels)
+			seen[fp] = true
+			a := e.alerts[fp]
+			if a == nil || a.State == StateInactive {
+				if reason := e.holdReason(r, labels, inService, at); reason != "" {
+					h := e.held[fp]
+					if h == nil {
+						h = &Held{Labels: labels, Reason: reason, Since: at}
+					}
+					h.Reason = reason
+					heldNow[fp] = h
+					continue
+				}
+				a = &Alert{Fingerprint: fp, Rule: r.Name, Labels: labels, State: StatePending, ActiveAt: at}
+				e.alerts[fp] = a
+				transitions = append(transitions, Transition{Alert: *a, From: StateInactive, To: StatePending, At: at})
+			}
+			a.Value, a.LastSeenAt = s.Value, at
+			a.Annotations = r.expand(labels, s.Value)
+			if a.State == StatePending && at.Sub(a.ActiveAt) >= r.For {
+				a.State, a.FiredAt = StateFiring, at
+				transitions = append(transitions, Transition{Alert: *a, From: StatePending, To: StateFiring, At: at})
+			}
+		}
+	}
+	rulesByName := map[string]*Rule{}
+	for _, r := range e.rules {
+		rulesByName[r.Name] = r
+	}
+	for fp, a := range e.alerts {
+		if seen[fp] {
+			continue
+		}
+		switch a.State {
+		case StatePending:
+			delete(e.alerts, fp) // never fired: nothing to resolve
+			transitions = append(transitions, Transition{Alert: *a, From: StatePending, To: StateInactive, At: at})
+		case StateFiring:
+			if r := rulesByName[a.Rule]; r != nil && at.Sub(a.LastSeenAt) < r.KeepFiringFor {
+				continue
+			}
+			a.State, a.ResolvedAt = StateInactive, at
+			transitions = append(transitions, Transition{Alert: *a, From: StateFiring, To: StateInactive, At: at})
+		case StateInactive:
+			// Resolved alerts stay visible (and are re-sent as resolved) for 15 minutes.
+			if at.Sub(a.ResolvedAt) > 15*time.Minute {
+				delete(e.alerts, fp)
+			}
+		}
+	}
+	e.held = heldNow
+	e.lastRun, e.lastDur = at, time.Since(start)
+	e.evalDuration.Observe(e.lastDur.Seconds())
+	e.updateGauges()
+	if len(transitions) > 0 {
+		if err := e.saveLocked(); err != nil {
+			level.Error(e.logger).Log("msg", "cannot save alert state; a restart would lose it", "err", err)
+		}
+	}
+	for _, t := range transitions {
+		for _, s := range e.sinks {
+			if err := s.Transition(ctx, t); err != nil {
+				level.Warn(e.logger).Log("msg", "alert sink failed", "alert", t.Alert.Rule, "err", err)
+			}
+		}
+	}
+}
+
+func (e *Evaluator) updateGauges() {
+	counts := map[string]float64{StatePending: 0, StateFiring: 0}
+	for _, a := range e.alerts {
+		counts[a.State]++
+	}
+	e.alertsGauge.WithLabelValues(StatePending).Set(counts[StatePending])
+	e.alertsGauge.WithLabelValues(StateFiring).Set(counts[StateFiring])
+	e.alertsGauge.WithLabelValues("held").Set(float64(len(e.held)))
+}
+
+// kiosksInServiceMode asks the storage which kiosks are in service mode.
+func (e *Evaluator) kiosksInServiceMode(ctx context.Context, at time.Time) map[string]bool {
+	samples, err := e.q.Query(ctx, `max by (kiosk) (kiosk_service_mode) == 1`, at)
+	if err != nil {
+		level.Warn(e.logger).Log("msg", "cannot read service mode; nothing is held for it this cycle", "err", err)
+		return nil
+	}
+	in := map[string]bool{}
+	for _, s := range samples {
+		for _, l := range s.Labels {
+			if l.Name == "kiosk" {
+				in[l.Value] = true
+			}
+		}
+	}
+	return in
+}
+
+// holdReason says why a new alert must not start now, or "".
+func (e *Evaluator) holdReason(r *Rule, labels map[string]string, inService map[string]bool, at time.Time) string {
+	kiosk := labels["kiosk"]
+	if inService[kiosk] {
+		return HeldServiceMode
+	}
+	if slices.Contains(r.Scope, "peripheral") {
+		for _, a := range e.alerts {
+			if a.State != StateFiring || a.Labels["kiosk"] != kiosk {
+				continue
+			}
+			switch a.Labels["fault"] {
+			case faults.KioskOffline:
+				return HeldOffline
+			case faults.LinkDown:
+				return HeldLinkDown
+			}
+		}
+	}
+	if (slices.Contains(r.Scope, "service_hours") || r.Fault == faults.KioskOffline) && e.cfg.IsOpen != nil && !e.cfg.IsOpen(labels["site"], at) {
+		return HeldClosed
+	}
+	return ""
+}
+
+func (r *Rule) expand(labels map[string]string, value float64) map[string]string {
+	out := make(map[string]string, len(r.annotations))
+	data := struct {
+		Labels map[string]string
+		Value  float64
+	}{labels, value}
+	for k, t := range r.annotations {
+		var b strings.Builder
+		if err := t.Execute(&b, data); err != nil {
+			out[k] = r.Annotations[k]
+			continue
+		}
+		out[k] = b.String()
+	}
+	return out
+}
+
+// Alerts returns the current alerts (pending, firing, recently resolved).
+func (e *Evaluator) Alerts() []Alert {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Alert, 0, len(e.alerts))
+	for _, a := range e.alerts {
+		out = append(out, *a)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ActiveAt.Equal(out[j].ActiveAt) {
+			return out[i].Fingerprint < out[j].Fingerprint
+		}
+		return out[i].ActiveAt.Before(out[j].ActiveAt)
+	})
+	return out
+}
+
+// HeldAlerts returns what suppression holds back now.
+func (e *Evaluator) HeldAlerts() []Held {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]Held, 0, len(e.held))
+	for _, h := range e.held {
+		out = append(out, *h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Labels["kiosk"] < out[j].Labels["kiosk"] })
+	return out
+}
+
+// Rules returns the compiled rules.
+func (e *Evaluator) Rules() []*Rule { return e.rules }
+
+// Interval is the evaluation interval.
+func (e *Evaluator) Interval() time.Duration { return e.interval }
+
+type stateFile struct {
+	Version int       `json:"version"`
+	Saved   time.Time `json:"saved"`
+	Alerts  []*Alert  `json:"alerts"`
+}
+
+func (e *Evaluator) saveLocked() error {
+	if e.cfg.StateFile == "" {
+		return nil
+	}
+	st := stateFile{Version: 1, Saved: time.Now().UTC()}
+	for _, a := range e.alerts {
+		st.Alerts = append(st.Alerts, a)
+	}
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(e.cfg.StateFile), ".alerts-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), e.cfg.StateFile)
+}
+
+// load restores the alerts of a previous run: a restart neither re-pages
+// nor loses when an alert started.
+func (e *Evaluator) load() error {
+	if e.cfg.StateFile == "" {
+		return nil
+	}
+	data, err := os.ReadFile(e.cfg.StateFile)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read alert state: %w", err)
+	}
+	var st stateFile
+	if err := json.Unmarshal(data, &st); err != nil {
+		return fmt.Errorf("alert state %s is damaged: %w (move it away to start with no alerts)", e.cfg.StateFile, err)
+	}
+	known := map[string]bool{}
+	for _, r := range e.rules {
+		known[r.Name] = true
+	}
+	for _, a := range st.Alerts {
+		if known[a.Rule] {
+			e.alerts[a.Fingerprint] = a
+		}
+	}
+	level.Info(e.logger).Log("msg", "restored alert state", "alerts", len(e.alerts), "saved", st.Saved)
+	return nil
+}

@@ -1,0 +1,212 @@
+package evaluator
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+
+	"github.com/kioskmon/kioskmon/alerting/rulebook"
+)
+
+const book = `version: v1
+interval: 1m
+faults:
+  - id: kiosk.offline
+    category: hardware
+    name_zh: 终端离线
+    name_en: Kiosk offline (no data)
+    expr: offline_expr
+    for: 2m
+    severity: {db12-1060: urgent, fujian-2022: severe}
+    remedy: [go there]
+  - id: hw.paper_out
+    category: hardware
+    name_zh: 机器缺纸
+    name_en: Out of paper
+    expr: paper_expr
+    for: 2m
+    keep_firing_for: 2m
+    severity: {db12-1060: moderate, fujian-2022: general}
+    remedy: [refill]
+    scope: [peripheral]
+  - id: sw.service_unresponsive
+    category: software
+    name_zh: 服务无响应和闪退
+    name_en: Service unresponsive or app crashes
+    expr: app_expr
+    severity: {db12-1060: urgent, fujian-2022: severe}
+    remedy: [restart]
+    scope: [service_hours]
+`
+
+// fakeStorage answers each rule's expression with the kiosks the test sets;
+// the storage's own query path is tested in ingest/store.
+type fakeStorage struct {
+	mu      sync.Mutex
+	kiosks  map[string][]string // expression -> kiosks it returns
+	service []string
+}
+
+func (f *fakeStorage) set(expr string, kiosks ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kiosks[expr] = kiosks
+}
+
+func (f *fakeStorage) Query(_ context.Context, q string, _ time.Time) ([]Sample, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ks := f.kiosks[strings.TrimSpace(q)]
+	if strings.Contains(q, "kiosk_service_mode") {
+		ks = f.service
+	}
+	var out []Sample
+	for _, k := range ks {
+		out = append(out, Sample{Labels: []Label{{"kiosk", k}, {"site", "s-" + k}, {"district", "d"}, {"provider", "p"}}, Value: 1})
+	}
+	return out, nil
+}
+
+type recorder struct{ got []Transition }
+
+func (r *recorder) Transition(_ context.Context, t Transition) error {
+	r.got = append(r.got, t)
+	return nil
+}
+
+func newEvaluator(t *testing.T, state string, st *fakeStorage, isOpen func(string, time.Time) bool) (*Evaluator, *recorder) {
+	t.Helper()
+	rb, err := rulebook.Parse([]byte(book), "book.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Config{Rulebook: rb, StateFile: state, IsOpen: isOpen}, st, log.NewNopLogger(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	e.AddSink(rec)
+	return e, rec
+}
+
+func states(e *Evaluator) map[string]string {
+	out := map[string]string{}
+	for _, a := range e.Alerts() {
+		out[a.Labels["alertname"]+"/"+a.Labels["kiosk"]] = a.State
+	}
+	return out
+}
+
+func TestLifecycleAndRestart(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	state := filepath.Join(t.TempDir(), "alerts.json")
+	e, rec := newEvaluator(t, state, st, nil)
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+
+	st.set("paper_expr", "k1")
+	e.Eval(context.Background(), at(0))
+	if s := states(e)["hw_paper_out/k1"]; s != StatePending {
+		t.Fatalf("at 0m: %q", s)
+	}
+	e.Eval(context.Background(), at(1))
+	e.Eval(context.Background(), at(2))
+	a := e.Alerts()[0]
+	if a.State != StateFiring || !a.ActiveAt.Equal(at(0)) || a.Labels["severity"] != "moderate" || a.Labels["fault"] != "hw.paper_out" {
+		t.Fatalf("at 2m: %+v", a)
+	}
+	if a.Annotations["summary"] != "Out of paper at kiosk k1 (s-k1)" {
+		t.Fatalf("annotations not expanded: %v", a.Annotations)
+	}
+
+	// kioskmon restarts: the alert is still firing, with its original start.
+	e2, rec2 := newEvaluator(t, state, st, nil)
+	e2.Eval(context.Background(), at(3))
+	a = e2.Alerts()[0]
+	if a.State != StateFiring || !a.ActiveAt.Equal(at(0)) || len(rec2.got) != 0 {
+		t.Fatalf("after a restart: %+v, transitions %v", a, rec2.got)
+	}
+	// Repaired: keep_firing_for 2m holds it, then it resolves.
+	st.set("paper_expr")
+	e2.Eval(context.Background(), at(4))
+	if s := states(e2)["hw_paper_out/k1"]; s != StateFiring {
+		t.Fatalf("within keep_firing_for: %q", s)
+	}
+	e2.Eval(context.Background(), at(6))
+	if s := states(e2)["hw_paper_out/k1"]; s != StateInactive || len(rec2.got) != 1 || rec2.got[0].To != StateInactive {
+		t.Fatalf("after keep_firing_for: %q, %v", s, rec2.got)
+	}
+	if n := len(rec.got); n != 2 || rec.got[0].To != StatePending || rec.got[1].To != StateFiring {
+		t.Fatalf("first run transitions: %+v", rec.got)
+	}
+
+	// A pending alert that goes away never fired: it is dropped.
+	st.set("paper_expr", "k2")
+	e2.Eval(context.Background(), at(7))
+	st.set("paper_expr")
+	e2.Eval(context.Background(), at(8))
+	if _, ok := states(e2)["hw_paper_out/k2"]; ok {
+		t.Fatalf("a pending alert outlived its condition: %v", states(e2))
+	}
+}
+
+func TestSuppression(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	open := true
+	e, _ := newEvaluator(t, "", st, func(site string, _ time.Time) bool { return open })
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+
+	// k1 goes offline; its paper alert, appearing meanwhile, is held back.
+	st.set("offline_expr", "k1")
+	for m := 0; m <= 2; m++ {
+		e.Eval(context.Background(), at(m))
+	}
+	st.set("paper_expr", "k1", "k2")
+	e.Eval(context.Background(), at(3))
+	got := states(e)
+	if got["kiosk_offline/k1"] != StateFiring || got["hw_paper_out/k2"] != StatePending {
+		t.Fatalf("states: %v", got)
+	}
+	if _, ok := got["hw_paper_out/k1"]; ok {
+		t.Fatalf("the paper of an offline kiosk was judged: %v", got)
+	}
+	held := e.HeldAlerts()
+	if len(held) != 1 || held[0].Reason != HeldOffline || held[0].Labels["kiosk"] != "k1" {
+		t.Fatalf("held: %+v", held)
+	}
+
+	// k3 is in service mode: nothing new; k2's paper alert, already pending, goes on.
+	st.service = []string{"k2", "k3"}
+	st.set("app_expr", "k3")
+	e.Eval(context.Background(), at(4))
+	got = states(e)
+	if _, ok := got["sw_service_unresponsive/k3"]; ok || got["hw_paper_out/k2"] != StatePending {
+		t.Fatalf("service mode: %v", got)
+	}
+	// Closed site: a switched-off application is not a fault.
+	st.service = nil
+	open = false
+	st.set("app_expr", "k4")
+	e.Eval(context.Background(), at(5))
+	if _, ok := states(e)["sw_service_unresponsive/k4"]; ok {
+		t.Fatal("an application fault was raised while the site was closed")
+	}
+	reasons := map[string]string{}
+	for _, h := range e.HeldAlerts() {
+		reasons[h.Labels["kiosk"]] = h.Reason
+	}
+	if reasons["k4"] != HeldClosed {
+		t.Fatalf("held: %v", reasons)
+	}
+	open = true
+	e.Eval(context.Background(), at(6))
+	if s := states(e)["sw_service_unresponsive/k4"]; s != StateFiring {
+		t.Fatalf("the site opened (for 0): %q", s)
+	}
+}
