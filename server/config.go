@@ -22,6 +22,7 @@ type Config struct {
 	LogLevel    string            `yaml:"log_level"`
 
 	Query  QueryConfig  `yaml:"query"`
+	Rules  RulesConfig  `yaml:"rules"`
 	WAL    WALConfig    `yaml:"wal"`
 	Ingest IngestConfig `yaml:"ingest"`
 	// InventoryPoll is how often the inventory file is checked for changes.
@@ -31,6 +32,16 @@ type Config struct {
 
 	lines *yamlfile.Lines // the parsed file, for line numbers in errors
 	file  string
+}
+
+// RulesConfig configures the grading rules' evaluation.
+type RulesConfig struct {
+	// Rulebook file; "" is the built-in default rulebook.
+	Rulebook string `yaml:"rulebook"`
+	// Preset: db12-1060 or fujian-2022; "" is the rulebook's own.
+	Preset string `yaml:"preset"`
+	// Disable turns rule evaluation off (a vmalert evaluates instead).
+	Disable bool `yaml:"disable"`
 }
 
 // QueryConfig configures the Prometheus-compatible query API.

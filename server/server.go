@@ -105,6 +105,20 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 	for _, p := range queryPaths {
 		mux.Handle(p, query)
 	}
+	if !cfg.Rules.Disable {
+		ev, err := newEvaluator(cfg, st, kiosks, self, logger)
+		if err != nil {
+			return err
+		}
+		mux.Handle("/api/v1/alerts", readAuth.wrap(ev.AlertsHandler()))
+		mux.Handle("/api/v1/alerts/held", readAuth.wrap(ev.HeldHandler()))
+		mux.Handle("/api/v1/rules", readAuth.wrap(ev.RulesHandler()))
+		evalCtx, stopEval := context.WithCancel(ctx)
+		evalDone := make(chan struct{})
+		go func() { defer close(evalDone); ev.Run(evalCtx) }()
+		// The evaluator stops before the storage closes (defers run last-in first-out).
+		defer func() { stopEval(); <-evalDone }()
+	}
 	mux.Handle("/api/v1/label/", query)
 	mux.Handle("/vmui/", query)
 	mux.Handle("/internal/force_flush", readAuth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -20,9 +20,9 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
 	"github.com/kioskmon/kioskmon/faults"
@@ -132,13 +132,14 @@ type Evaluator struct {
 	lastErr map[string]error
 	lastDur time.Duration
 
-	evalDuration prometheus.Histogram
-	evalFailures *prometheus.CounterVec
-	alertsGauge  *prometheus.GaugeVec
+	self         *metrics.Set
+	evalDuration *metrics.Histogram
+	counts       map[string]int // by state, for the gauges
 }
 
 // New compiles the rulebook for cfg.Preset.
-func New(cfg Config, q Querier, logger log.Logger, reg prometheus.Registerer) (*Evaluator, error) {
+// Its own metrics (kioskmon_rules_*, kioskmon_alerts) go to self, if not nil.
+func New(cfg Config, q Querier, logger log.Logger, self *metrics.Set) (*Evaluator, error) {
 	groups, err := cfg.Rulebook.Compile(cfg.Preset)
 	if err != nil {
 		return nil, err
@@ -166,14 +167,17 @@ func New(cfg Config, q Querier, logger log.Logger, reg prometheus.Registerer) (*
 	}
 	// Offline and link down first: their state decides what is held back.
 	slices.SortStableFunc(e.rules, func(a, b *Rule) int { return order(a.Fault) - order(b.Fault) })
-	e.evalDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "kioskmon_rules_evaluation_seconds",
-		Help: "Duration of a whole rulebook evaluation cycle.", Buckets: prometheus.ExponentialBuckets(0.01, 2, 12)})
-	e.evalFailures = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kioskmon_rules_evaluation_failures_total",
-		Help: "Rule evaluations that failed, by fault."}, []string{"fault"})
-	e.alertsGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kioskmon_alerts",
-		Help: "Alerts by state: pending, firing, held."}, []string{"state"})
-	if reg != nil {
-		reg.MustRegister(e.evalDuration, e.evalFailures, e.alertsGauge)
+	if self == nil {
+		self = metrics.NewSet()
+	}
+	e.self, e.counts = self, map[string]int{}
+	e.evalDuration = self.NewHistogram("kioskmon_rules_evaluation_seconds")
+	for _, state := range []string{StatePending, StateFiring, "held"} {
+		self.NewGauge(fmt.Sprintf(`kioskmon_alerts{state=%q}`, state), func() float64 {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return float64(e.counts[state])
+		})
 	}
 	if err := e.load(); err != nil {
 		return nil, err
@@ -240,7 +244,7 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 		samples, err := e.q.Query(ctx, r.Expr, at)
 		if err != nil {
 			e.lastErr[r.Name] = err
-			e.evalFailures.WithLabelValues(r.Fault).Inc()
+			e.self.GetOrCreateCounter(fmt.Sprintf(`kioskmon_rules_evaluation_failures_total{fault=%q}`, r.Fault)).Inc()
 			level.Warn(e.logger).Log("msg", "rule evaluation failed; its alerts keep their state", "rule", r.Name, "err", err)
 			// Keep this rule's alerts as they are rather than resolving them.
 			for fp, a := range e.alerts {
@@ -314,8 +318,11 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 	}
 	e.held = heldNow
 	e.lastRun, e.lastDur = at, time.Since(start)
-	e.evalDuration.Observe(e.lastDur.Seconds())
-	e.updateGauges()
+	e.evalDuration.Update(e.lastDur.Seconds())
+	e.counts = map[string]int{"held": len(e.held)}
+	for _, a := range e.alerts {
+		e.counts[a.State]++
+	}
 	if len(transitions) > 0 {
 		if err := e.saveLocked(); err != nil {
 			level.Error(e.logger).Log("msg", "cannot save alert state; a restart would lose it", "err", err)
@@ -328,16 +335,6 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 			}
 		}
 	}
-}
-
-func (e *Evaluator) updateGauges() {
-	counts := map[string]float64{StatePending: 0, StateFiring: 0}
-	for _, a := range e.alerts {
-		counts[a.State]++
-	}
-	e.alertsGauge.WithLabelValues(StatePending).Set(counts[StatePending])
-	e.alertsGauge.WithLabelValues(StateFiring).Set(counts[StateFiring])
-	e.alertsGauge.WithLabelValues("held").Set(float64(len(e.held)))
 }
 
 // kiosksInServiceMode asks the storage which kiosks are in service mode.

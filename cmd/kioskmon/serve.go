@@ -51,6 +51,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&f.Ingest.KioskSeriesWindow, "ingest.kiosk-series-window", "window of the series limit")
 	fs.IntVar(&f.Ingest.MaxConcurrent, "ingest.max-concurrent", 0, "requests decoded and stored at once; others wait (0: 2 per CPU)")
 	fs.Var(&f.Ingest.MaxQueueDuration, "ingest.max-queue-duration", "how long a request waits for a free slot before a 503 (default 30s)")
+	fs.StringVar(&f.Rules.Rulebook, "rulebook", "", "grading rulebook file (default: the built-in rulebook; see kioskmon rules)")
+	fs.StringVar(&f.Rules.Preset, "rules.preset", "", "severity preset: db12-1060 or fujian-2022 (default: the rulebook's)")
+	fs.BoolVar(&f.Rules.Disable, "rules.disable", false, "do not evaluate the grading rules in process (when a vmalert does)")
 	fs.Var(&f.InventoryPoll, "inventory.poll", "how often the inventory file is checked for changes")
 	fs.Var(&f.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.Usage = func() {
@@ -98,6 +101,12 @@ func applyGivenFlags(fs *flag.FlagSet, cfg, f *server.Config) {
 			cfg.Data = f.Data
 		case "inventory":
 			cfg.Inventory = f.Inventory
+		case "rulebook":
+			cfg.Rules.Rulebook = f.Rules.Rulebook
+		case "rules.preset":
+			cfg.Rules.Preset = f.Rules.Preset
+		case "rules.disable":
+			cfg.Rules.Disable = f.Rules.Disable
 		case "retention":
 			cfg.Retention = f.Retention
 		case "memory-limit":

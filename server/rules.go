@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/go-kit/log"
+
+	"github.com/kioskmon/kioskmon/alerting/evaluator"
+	"github.com/kioskmon/kioskmon/alerting/rulebook"
+	"github.com/kioskmon/kioskmon/ingest/inventory"
+	"github.com/kioskmon/kioskmon/ingest/store"
+)
+
+// storeQuerier adapts the storage to the evaluator.
+type storeQuerier struct{ st *store.Storage }
+
+func (q storeQuerier) Query(ctx context.Context, expr string, at time.Time) ([]evaluator.Sample, error) {
+	samples, err := q.st.Query(ctx, expr, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]evaluator.Sample, len(samples))
+	for i, s := range samples {
+		labels := make([]evaluator.Label, len(s.Labels))
+		for j, l := range s.Labels {
+			labels[j] = evaluator.Label{Name: l.Name, Value: l.Value}
+		}
+		out[i] = evaluator.Sample{Labels: labels, Value: s.Value}
+	}
+	return out, nil
+}
+
+func newEvaluator(cfg Config, st *store.Storage, kiosks *inventory.Watcher, self *metrics.Set, logger log.Logger) (*evaluator.Evaluator, error) {
+	rb, err := rulebook.Load(cfg.Rules.Rulebook)
+	if err != nil {
+		return nil, err
+	}
+	isOpen := func(site string, t time.Time) bool {
+		s, ok := kiosks.Index().Site(site)
+		if !ok {
+			return true // a site the inventory does not describe has no hours to keep
+		}
+		open, err := s.IsOpen(t)
+		return err != nil || open
+	}
+	ev, err := evaluator.New(evaluator.Config{Rulebook: rb, Preset: cfg.Rules.Preset, IsOpen: isOpen,
+		StateFile: filepath.Join(cfg.Data, "alerts.json")}, storeQuerier{st}, log.With(logger, "component", "rules"), self)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	return ev, nil
+}
