@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/kioskmon/kioskmon/internal/peertest"
 
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
 	"github.com/kioskmon/kioskmon/exporter/sim"
@@ -37,9 +41,11 @@ func (s *server) alerts() []apiAlert {
 }
 
 // TestInjectedFaultsBecomeGradedAlerts runs the simulator live against a
-// real kioskmon evaluating the default rulebook, and scores the firing
-// alerts against the simulator's truth: each injected fault fires with its
-// grade, nothing else fires, and a restart keeps the alerts' start times.
+// real kioskmon evaluating the default rulebook and sending to a real
+// Alertmanager, and scores the alerts against the simulator's truth: each
+// injected fault fires with its grade, nothing else fires, the alerts reach
+// Alertmanager and its receiver, a repaired fault resolves there too, and a
+// restart keeps the alerts' start times.
 func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about three minutes")
@@ -47,16 +53,22 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "inventory.yml")
 	os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600)
-	s := newServer(t, inv)
+	am := startAlertmanager(t)
+	s := newServer(t, inv, "--alertmanager", am.url)
 	// Kiosks 15-19 stand in a police station, open around the clock.
 	injected := map[string]string{ // kiosk -> fault
-		sim.KioskID(15): "hw.paper_out",
+		sim.KioskID(15): "power.mains_lost",
 		sim.KioskID(16): "sw.page_tampered",
 		sim.KioskID(17): "hw.paper_jam",
 	}
 	script := ""
 	for k, f := range injected {
-		script += fmt.Sprintf("- {at: 5s, kiosk: %s, fault: %s, for: 30m}\n", k, f)
+		// The jam is cleared after 2 minutes: its alert must resolve.
+		d := "30m"
+		if f == "hw.paper_jam" {
+			d = "2m"
+		}
+		script += fmt.Sprintf("- {at: 5s, kiosk: %s, fault: %s, for: %s}\n", k, f, d)
 	}
 	faultsFile := filepath.Join(dir, "faults.yml")
 	os.WriteFile(faultsFile, []byte(script), 0o600)
@@ -111,6 +123,24 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 		t.FailNow()
 	}
 
+	// The same alerts reached the real Alertmanager, with their labels, and
+	// the urgent one was routed to its receiver.
+	amAlerts := am.waitAlerts(t, func(a map[string]map[string]string) bool { return len(a) >= len(injected) })
+	for kiosk, fault := range injected {
+		l, ok := amAlerts[kiosk+" "+fault]
+		if !ok || l["severity"] != grades[fault] || l["alertname"] != rulebook.AlertName(fault) {
+			t.Errorf("Alertmanager has %s on %s as %v; all: %v", fault, kiosk, l, amAlerts)
+		}
+	}
+	am.waitNotification(t, "firing", "sw.page_tampered")
+	// The jam is cleared: the alert resolves in kioskmon and in Alertmanager.
+	am.waitAlerts(t, func(a map[string]map[string]string) bool {
+		_, jam := a[sim.KioskID(17)+" hw.paper_jam"]
+		return !jam
+	})
+	am.waitNotification(t, "resolved", "hw.paper_jam")
+	delete(got, sim.KioskID(17)+" hw.paper_jam")
+
 	// A restart neither forgets the alerts nor moves their start.
 	s.stop()
 	s.start()
@@ -137,4 +167,117 @@ func splitKey(k string) (string, string) {
 		}
 	}
 	return k, ""
+}
+
+// alertmanager is a real Alertmanager (Debian's prometheus-alertmanager) on
+// loopback, routing everything to a webhook the test reads.
+type alertmanager struct {
+	url      string
+	mu       sync.Mutex
+	received []webhookMessage
+}
+
+type webhookMessage struct {
+	Status string `json:"status"`
+	Alerts []struct {
+		Status string            `json:"status"`
+		Labels map[string]string `json:"labels"`
+	} `json:"alerts"`
+}
+
+func startAlertmanager(t *testing.T) *alertmanager {
+	t.Helper()
+	bin := peertest.Tool(t, "prometheus-alertmanager", "prometheus-alertmanager")
+	am := &alertmanager{}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m webhookMessage
+		json.NewDecoder(r.Body).Decode(&m)
+		am.mu.Lock()
+		am.received = append(am.received, m)
+		am.mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [kiosk, fault]
+  group_wait: 1s
+  group_interval: 2s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs: [{url: %q, send_resolved: true}]
+`, hook.URL)
+	os.WriteFile(filepath.Join(dir, "alertmanager.yml"), []byte(cfg), 0o600)
+	addr := freePort(t)
+	am.url = "http://" + addr
+	cmd := exec.Command(bin, "--config.file", filepath.Join(dir, "alertmanager.yml"), "--storage.path", dir,
+		"--web.listen-address", addr, "--cluster.listen-address=")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("alertmanager:\n%s", out.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if resp, err := http.Get(am.url + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return am
+			}
+		}
+	}
+	t.Fatalf("alertmanager not ready:\n%s", out.String())
+	return nil
+}
+
+// waitAlerts polls Alertmanager's API v2 until ok accepts its active alerts,
+// keyed "kiosk fault".
+func (am *alertmanager) waitAlerts(t *testing.T, ok func(map[string]map[string]string) bool) map[string]map[string]string {
+	t.Helper()
+	var got map[string]map[string]string
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
+		resp, err := http.Get(am.url + "/api/v2/alerts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var alerts []struct {
+			Labels map[string]string `json:"labels"`
+		}
+		json.NewDecoder(resp.Body).Decode(&alerts)
+		resp.Body.Close()
+		got = map[string]map[string]string{}
+		for _, a := range alerts {
+			got[a.Labels["kiosk"]+" "+a.Labels["fault"]] = a.Labels
+		}
+		if ok(got) {
+			return got
+		}
+	}
+	t.Fatalf("Alertmanager's alerts never became what the test waits for: %v", got)
+	return nil
+}
+
+// waitNotification waits for the webhook to receive fault with status.
+func (am *alertmanager) waitNotification(t *testing.T, status, fault string) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		am.mu.Lock()
+		for _, m := range am.received {
+			for _, a := range m.Alerts {
+				if a.Status == status && a.Labels["fault"] == fault {
+					am.mu.Unlock()
+					return
+				}
+			}
+		}
+		am.mu.Unlock()
+	}
+	t.Fatalf("no %s notification for %s reached the receiver", status, fault)
 }

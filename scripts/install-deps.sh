@@ -9,7 +9,7 @@ set -euo pipefail
 packages=()
 for group in "${@:-test}"; do
 	case "$group" in
-	test) packages+=(prometheus nut-server cups-ipp-utils avahi-daemon dbus snmpd snmp python3 nftables iproute2) ;;
+	test) packages+=(prometheus prometheus-alertmanager nut-server cups-ipp-utils avahi-daemon dbus snmpd snmp python3 nftables iproute2) ;;
 	bench) packages+=(prometheus victoria-metrics) ;;
 	*) echo "install-deps: unknown group $group (use test or bench)" >&2; exit 2 ;;
 	esac

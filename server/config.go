@@ -42,6 +42,10 @@ type RulesConfig struct {
 	Preset string `yaml:"preset"`
 	// Disable turns rule evaluation off (a vmalert evaluates instead).
 	Disable bool `yaml:"disable"`
+	// Alertmanagers receive the alerts (all of them: an HA cluster).
+	Alertmanagers []string `yaml:"alertmanagers"`
+	// ExternalURL is how people reach kioskmon, for links in alerts.
+	ExternalURL string `yaml:"external_url"`
 }
 
 // QueryConfig configures the Prometheus-compatible query API.

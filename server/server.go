@@ -28,6 +28,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/kioskmon/kioskmon/alerting/notifier"
 	"github.com/kioskmon/kioskmon/ingest"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
 	"github.com/kioskmon/kioskmon/ingest/store"
@@ -115,6 +116,23 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		mux.Handle("/api/v1/rules", readAuth.wrap(ev.RulesHandler()))
 		evalCtx, stopEval := context.WithCancel(ctx)
 		evalDone := make(chan struct{})
+		if len(cfg.Rules.Alertmanagers) > 0 {
+			external := cfg.Rules.ExternalURL
+			if external == "" {
+				external = "http://" + cfg.Listen
+			}
+			n, err := notifier.New(notifier.Config{Alertmanagers: cfg.Rules.Alertmanagers, ExternalURL: external}, ev,
+				log.With(logger, "component", "notifier"), self)
+			if err != nil {
+				stopEval()
+				return err
+			}
+			ev.AddSink(n)
+			notifyDone := make(chan struct{})
+			go func() { defer close(notifyDone); n.Run(evalCtx) }()
+			defer func() { stopEval(); <-notifyDone }()
+			level.Info(logger).Log("msg", "sending alerts", "alertmanagers", strings.Join(cfg.Rules.Alertmanagers, ","))
+		}
 		go func() { defer close(evalDone); ev.Run(evalCtx) }()
 		// The evaluator stops before the storage closes (defers run last-in first-out).
 		defer func() { stopEval(); <-evalDone }()

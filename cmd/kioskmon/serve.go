@@ -54,6 +54,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.Rules.Rulebook, "rulebook", "", "grading rulebook file (default: the built-in rulebook; see kioskmon rules)")
 	fs.StringVar(&f.Rules.Preset, "rules.preset", "", "severity preset: db12-1060 or fujian-2022 (default: the rulebook's)")
 	fs.BoolVar(&f.Rules.Disable, "rules.disable", false, "do not evaluate the grading rules in process (when a vmalert does)")
+	fs.Func("alertmanager", "Alertmanager base URL to send alerts to, e.g. http://127.0.0.1:9093 (repeat for each member of an HA cluster)", func(v string) error {
+		f.Rules.Alertmanagers = append(f.Rules.Alertmanagers, v)
+		return nil
+	})
+	fs.StringVar(&f.Rules.ExternalURL, "external-url", "", "URL people reach kioskmon at, for links in alerts (default: http://LISTEN)")
 	fs.Var(&f.InventoryPoll, "inventory.poll", "how often the inventory file is checked for changes")
 	fs.Var(&f.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.Usage = func() {
@@ -107,6 +112,10 @@ func applyGivenFlags(fs *flag.FlagSet, cfg, f *server.Config) {
 			cfg.Rules.Preset = f.Rules.Preset
 		case "rules.disable":
 			cfg.Rules.Disable = f.Rules.Disable
+		case "alertmanager":
+			cfg.Rules.Alertmanagers = f.Rules.Alertmanagers
+		case "external-url":
+			cfg.Rules.ExternalURL = f.Rules.ExternalURL
 		case "retention":
 			cfg.Retention = f.Retention
 		case "memory-limit":
