@@ -34,10 +34,14 @@ func (q storeQuerier) Query(ctx context.Context, expr string, at time.Time) ([]e
 	return out, nil
 }
 
-func newEvaluator(cfg Config, st *store.Storage, kiosks *inventory.Watcher, self *metrics.Set, logger log.Logger) (*evaluator.Evaluator, error) {
+// evaluatorConfig loads the rulebook and ties opening hours to the inventory.
+func evaluatorConfig(cfg Config, kiosks *inventory.Watcher) (evaluator.Config, error) {
 	rb, err := rulebook.Load(cfg.Rules.Rulebook)
 	if err != nil {
-		return nil, err
+		return evaluator.Config{}, err
+	}
+	if _, err := rb.Compile(cfg.Rules.Preset); err != nil {
+		return evaluator.Config{}, err
 	}
 	isOpen := func(site string, t time.Time) bool {
 		s, ok := kiosks.Index().Site(site)
@@ -47,8 +51,11 @@ func newEvaluator(cfg Config, st *store.Storage, kiosks *inventory.Watcher, self
 		open, err := s.IsOpen(t)
 		return err != nil || open
 	}
-	ev, err := evaluator.New(evaluator.Config{Rulebook: rb, Preset: cfg.Rules.Preset, IsOpen: isOpen,
-		StateFile: filepath.Join(cfg.Data, "alerts.json")}, storeQuerier{st}, log.With(logger, "component", "rules"), self)
+	return evaluator.Config{Rulebook: rb, Preset: cfg.Rules.Preset, IsOpen: isOpen, StateFile: filepath.Join(cfg.Data, "alerts.json")}, nil
+}
+
+func newEvaluator(evCfg evaluator.Config, st *store.Storage, self *metrics.Set, logger log.Logger) (*evaluator.Evaluator, error) {
+	ev, err := evaluator.New(evCfg, storeQuerier{st}, log.With(logger, "component", "rules"), self)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 
+	"github.com/kioskmon/kioskmon/alerting/evaluator"
 	"github.com/kioskmon/kioskmon/alerting/notifier"
 	"github.com/kioskmon/kioskmon/ingest"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
@@ -106,8 +107,13 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 	for _, p := range queryPaths {
 		mux.Handle(p, query)
 	}
+	evCfg, err := evaluatorConfig(cfg, kiosks)
+	if err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	mux.Handle("/api/v1/rules/backtest", readAuth.wrap(evaluator.BacktestHandler(evCfg, storeQuerier{st})))
 	if !cfg.Rules.Disable {
-		ev, err := newEvaluator(cfg, st, kiosks, self, logger)
+		ev, err := newEvaluator(evCfg, st, self, logger)
 		if err != nil {
 			return err
 		}

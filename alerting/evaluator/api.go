@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -116,5 +117,47 @@ func (e *Evaluator) RulesHandler() http.Handler {
 			out = append(out, groups[name])
 		}
 		writeJSON(w, map[string]any{"groups": out})
+	})
+}
+
+// BacktestHandler serves /api/v1/rules/backtest?from=&to=&step=: the
+// incidents the rulebook would have raised over stored data (RFC 3339 or
+// Unix seconds; step defaults to the evaluation interval).
+func BacktestHandler(cfg Config, q Querier) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		parse := func(name string) (time.Time, error) {
+			v := r.FormValue(name)
+			if t, err := time.Parse(time.RFC3339, v); err == nil {
+				return t, nil
+			}
+			secs, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("%s=%q: give RFC 3339 or Unix seconds", name, v)
+			}
+			return time.Unix(0, int64(secs*1e9)), nil
+		}
+		from, err := parse("from")
+		if err == nil {
+			var to time.Time
+			to, err = parse("to")
+			if err == nil {
+				step := time.Duration(0)
+				if v := r.FormValue("step"); v != "" {
+					if step, err = time.ParseDuration(v); err != nil {
+						err = fmt.Errorf("step=%q: give a duration such as 1m", v)
+					}
+				}
+				if err == nil {
+					var incidents []Incident
+					if incidents, err = Backtest(r.Context(), cfg, q, from, to, step); err == nil {
+						writeJSON(w, map[string]any{"incidents": incidents})
+						return
+					}
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]any{"status": "error", "errorType": "bad_data", "error": err.Error()})
 	})
 }

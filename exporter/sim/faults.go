@@ -214,8 +214,9 @@ func (e *engine) apply(k *Kiosk, t time.Time) {
 	for e.rate > 0 && !k.faults.nextRandom.After(t) {
 		at := k.faults.nextRandom
 		k.faults.nextRandom = at.Add(e.randomGap(k.rng))
-		// A fault nobody could see (the kiosk is off) is not injected.
-		if !k.poweredAt(at) {
+		// A fault nobody could see (the kiosk is off), or that is not one
+		// (outside opening hours, Fujian 2022 §7.1), is not injected.
+		if !k.poweredAt(at) || !k.open.isOpen(at) {
 			continue
 		}
 		id := e.pick(k.rng)

@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kioskmon/kioskmon/alerting/rulebook"
+)
+
+type truthLine struct {
+	Kiosk, Fault string
+	Start, End   time.Time
+}
+
+type incident struct {
+	Labels map[string]string
+	Start  time.Time
+	End    time.Time
+}
+
+// explainedBy lists the injected faults that cause another fault on the same
+// kiosk: a UPS run flat during a mains outage leaves the kiosk offline.
+var explainedBy = map[string][]string{"kiosk.offline": {"power.mains_lost"}}
+
+// TestRulebookAgainstSimulatedTruth simulates a day of 20 kiosks with random
+// faults, replays the default rulebook over the stored day
+// (/api/v1/rules/backtest) and scores it against the simulator's truth:
+// every injected fault is detected with its grade, and every incident is an
+// injected fault (or follows from one), forecasts aside.
+func TestRulebookAgainstSimulatedTruth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulates a day")
+	}
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.yml")
+	os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600)
+	s := newServer(t, inv, "--rules.disable")
+	truthPath := filepath.Join(dir, "truth.jsonl")
+	out, err := exec.Command(simBin, "--kiosks", "20", "--inventory", inv, "--push", s.url(""), "--speed", "3000",
+		"--duration", "24h", "--fault-rate", "4", "--seed", "5", "--truth", truthPath).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kiosk-sim: %v\n%s", err, out)
+	}
+	s.flush()
+	var truth []truthLine
+	f, _ := os.Open(truthPath)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l truthLine
+		json.Unmarshal(sc.Bytes(), &l)
+		truth = append(truth, l)
+	}
+	f.Close()
+	if len(truth) < 20 {
+		t.Fatalf("only %d faults injected: the score would say little", len(truth))
+	}
+	from, to := truth[0].Start, truth[0].End
+	for _, l := range truth {
+		from, to = minTime(from, l.Start), maxTime(to, l.End)
+	}
+	from = from.Add(-time.Hour)
+
+	// The server started with --rules.disable still answers backtests.
+	q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "step": {"1m"}}
+	resp, err := http.Get(s.url("/api/v1/rules/backtest?" + q.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply struct {
+		Data struct{ Incidents []incident }
+	}
+	json.NewDecoder(resp.Body).Decode(&reply)
+	resp.Body.Close()
+	incidents := reply.Data.Incidents
+	for i := range incidents {
+		if incidents[i].End.IsZero() {
+			incidents[i].End = to
+		}
+	}
+	grades := map[string]string{}
+	for _, f := range rulebook.Default().Faults {
+		grades[f.ID] = f.Severity[rulebook.DefaultPreset]
+	}
+	overlaps := func(in incident, l truthLine) bool {
+		return !in.Start.After(l.End.Add(15*time.Minute)) && !l.Start.Add(-5*time.Minute).After(in.End)
+	}
+	detected := 0
+	for _, l := range truth {
+		found := false
+		for _, in := range incidents {
+			if in.Labels["kiosk"] == l.Kiosk && in.Labels["fault"] == l.Fault && overlaps(in, l) {
+				found = true
+				if in.Labels["severity"] != grades[l.Fault] {
+					t.Errorf("%s on %s graded %s, want %s", l.Fault, l.Kiosk, in.Labels["severity"], grades[l.Fault])
+				}
+			}
+		}
+		if found {
+			detected++
+		} else {
+			t.Errorf("injected %s on %s (%s to %s) was not detected", l.Fault, l.Kiosk, l.Start, l.End)
+		}
+	}
+	unexplained := 0
+	for _, in := range incidents {
+		fault := in.Labels["fault"]
+		if strings.HasPrefix(fault, "consumables.") {
+			continue // forecasts follow from usage, not from injection
+		}
+		ok := false
+		for _, l := range truth {
+			if l.Kiosk == in.Labels["kiosk"] && (l.Fault == fault || contains(explainedBy[fault], l.Fault)) && overlaps(in, l) {
+				ok = true
+			}
+		}
+		if !ok {
+			unexplained++
+			t.Errorf("%s fired on %s (%s to %s) with no injected fault behind it", fault, in.Labels["kiosk"], in.Start, in.End)
+		}
+	}
+	t.Logf("detected %d of %d injected faults; %d incidents, %d unexplained", detected, len(truth), len(incidents), unexplained)
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
