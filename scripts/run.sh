@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make run: the kioskmon server on its embedded defaults, with a simulated
+# make run: the kioskmon server on its embedded defaults (grading rules on;
+# ALERTMANAGER="http://127.0.0.1:9093" sends the alerts there), with a simulated
 # fleet pushing through the exporter's queue and push client. The simulator
 # runs live and, beside it, replays the last BACKFILL of
 # simulated time fast, so the dashboards have history. Ctrl-C stops both. State lives in run/.
@@ -20,7 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM
-bin/kioskmon serve --listen "$LISTEN" --data "$dir/data" --inventory "$dir/inventory.yml" 2>"$dir/kioskmon.log" &
+am_args=()
+for am in ${ALERTMANAGER:-}; do am_args+=(--alertmanager "$am"); done
+bin/kioskmon serve --listen "$LISTEN" --data "$dir/data" --inventory "$dir/inventory.yml" "${am_args[@]}" 2>"$dir/kioskmon.log" &
 pids+=($!)
 for _ in $(seq 1 300); do
 	curl -fsS "http://$LISTEN/readyz" >/dev/null 2>&1 && break
@@ -34,6 +37,7 @@ pushes live every 15 s and fills in the last $BACKFILL. Ctrl-C stops both.
   query UI:  http://$LISTEN/vmui/
   Grafana:   Prometheus data source, URL http://$LISTEN
   try:       curl -s 'http://$LISTEN/api/v1/query?query=sum(kiosk_app_up)%20by%20(district)'
+  alerts:    http://$LISTEN/api/v1/alerts   rules: http://$LISTEN/api/v1/rules   held back: http://$LISTEN/api/v1/alerts/held
   faults:    $dir/truth-backfill.jsonl and $dir/truth.jsonl (what the simulator injected)
   inventory: $dir/inventory.yml   data: $dir/data
 
