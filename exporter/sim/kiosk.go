@@ -657,6 +657,8 @@ func (k *Kiosk) gatherHost(t time.Time, s *exporter.Snapshot) {
 	s.Add("kiosk_host_memory_total_bytes", 8<<30)
 	s.Add("kiosk_host_disk_usage_ratio", k.disk, map[bool]string{true: `C:\`, false: "/"}[k.osName == "windows"])
 	s.Add("kiosk_host_uptime_seconds", math.Round(t.Sub(k.bootedAt).Seconds()))
+	// Kiosk minus server, as the push client measures it; a wrong clock is behind.
+	s.Add("kiosk_host_clock_offset_seconds", -time.Duration(k.clockSkew.Load()).Seconds()+0.05*k.rng.NormFloat64())
 }
 
 func (k *Kiosk) gatherService(t time.Time, s *exporter.Snapshot) {

@@ -96,7 +96,7 @@ func TestEveryFaultIsObservable(t *testing.T) {
 		faults.IPChanged:    m("kiosk_network_address_ok", nil, eq(0)),
 		faults.MainsLost:    m("kiosk_ups_on_battery", nil, eq(1)),
 		faults.KioskOffline: func(_ *Kiosk, _ *exporter.Snapshot, gathered bool) bool { return !gathered },
-		faults.ClockWrong:   func(k *Kiosk, _ *exporter.Snapshot, gathered bool) bool { return k.clockSkew.Load() > 0 },
+		faults.ClockWrong:   m("kiosk_host_clock_offset_seconds", nil, func(v float64) bool { return v < -120 }),
 	}
 	for _, id := range injectableIDs() {
 		if checks[id] == nil {
