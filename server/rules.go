@@ -11,6 +11,7 @@ import (
 
 	"github.com/kioskmon/kioskmon/alerting/evaluator"
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
+	"github.com/kioskmon/kioskmon/alerting/ruletest"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
 	"github.com/kioskmon/kioskmon/ingest/store"
 )
@@ -61,3 +62,38 @@ func newEvaluator(evCfg evaluator.Config, st *store.Storage, self *metrics.Set, 
 	}
 	return ev, nil
 }
+
+// RuleTestStorage is a throwaway embedded storage for kioskmon rules test:
+// the rules are tested on the engine that evaluates them in production.
+type RuleTestStorage struct {
+	storeQuerier
+}
+
+// OpenRuleTestStorage opens an empty storage in dir.
+func OpenRuleTestStorage(dir string) (*RuleTestStorage, error) {
+	st, err := store.Open(store.Config{DataPath: dir, Retention: 5 * 365 * 24 * time.Hour, SearchLatencyOffset: time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	return &RuleTestStorage{storeQuerier{st}}, nil
+}
+
+// Add stores a series' points.
+func (s *RuleTestStorage) Add(labels []evaluator.Label, points []ruletest.Point) error {
+	ls := make([]store.Label, len(labels))
+	for i, l := range labels {
+		ls[i] = store.Label{Name: l.Name, Value: l.Value}
+	}
+	name := store.AppendMetricName(nil, ls)
+	rows := make([]store.Row, len(points))
+	for i, p := range points {
+		rows[i] = store.Row{MetricNameRaw: name, Timestamp: p.T.UnixMilli(), Value: p.V}
+	}
+	return s.st.AddRows(rows)
+}
+
+// MakeSearchable makes what was added visible to queries.
+func (s *RuleTestStorage) MakeSearchable() { s.st.MakeSearchable() }
+
+// Close closes the storage.
+func (s *RuleTestStorage) Close() error { return s.st.Close() }

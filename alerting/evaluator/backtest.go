@@ -46,8 +46,11 @@ func Backtest(ctx context.Context, cfg Config, q Querier, from, to time.Time, st
 	if !from.Before(to) {
 		return nil, fmt.Errorf("backtest: from %s is not before to %s", from, to)
 	}
-	if step <= 0 {
+	if step <= 0 && cfg.Rulebook != nil {
 		step = time.Duration(cfg.Rulebook.Interval)
+	}
+	if step <= 0 {
+		step = cfg.Interval
 	}
 	if n := to.Sub(from) / step; n > 100000 {
 		return nil, fmt.Errorf("backtest: %d cycles; use a larger step or a shorter range", n)

@@ -23,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/prometheus/prometheus/model/rulefmt"
 
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
 	"github.com/kioskmon/kioskmon/faults"
@@ -107,6 +108,10 @@ const (
 type Config struct {
 	Rulebook *rulebook.Rulebook
 	Preset   string
+	// Groups, instead of a rulebook: Prometheus rule groups, evaluated every
+	// Interval, without suppression (kioskmon rules test).
+	Groups   *rulefmt.RuleGroups
+	Interval time.Duration
 	// StateFile keeps alert state across restarts ("" keeps none).
 	StateFile string
 	// IsOpen tells whether a site is open at t (the inventory's opening
@@ -140,21 +145,36 @@ type Evaluator struct {
 // New compiles the rulebook for cfg.Preset.
 // Its own metrics (kioskmon_rules_*, kioskmon_alerts) go to self, if not nil.
 func New(cfg Config, q Querier, logger log.Logger, self *metrics.Set) (*Evaluator, error) {
-	groups, err := cfg.Rulebook.Compile(cfg.Preset)
-	if err != nil {
-		return nil, err
+	groups := cfg.Groups
+	interval := time.Duration(cfg.Interval)
+	if cfg.Rulebook != nil {
+		var err error
+		if groups, err = cfg.Rulebook.Compile(cfg.Preset); err != nil {
+			return nil, err
+		}
+		interval = time.Duration(cfg.Rulebook.Interval)
 	}
-	e := &Evaluator{cfg: cfg, q: q, logger: logger, interval: time.Duration(cfg.Rulebook.Interval),
+	if groups == nil || interval <= 0 {
+		return nil, fmt.Errorf("evaluator: no rulebook, or rule groups without an interval")
+	}
+	e := &Evaluator{cfg: cfg, q: q, logger: logger, interval: interval,
 		alerts: map[uint64]*Alert{}, held: map[uint64]*Held{}, lastErr: map[string]error{}}
 	if e.cfg.Timeout <= 0 {
-		e.cfg.Timeout = e.interval
+		e.cfg.Timeout = max(e.interval, 30*time.Second)
 	}
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
-			f := cfg.Rulebook.Fault(r.Labels["fault"])
-			rule := &Rule{Name: r.Alert, Fault: f.ID, Category: f.Category, Expr: r.Expr, For: time.Duration(r.For),
-				KeepFiringFor: time.Duration(r.KeepFiringFor), Labels: r.Labels, Annotations: r.Annotations, Scope: f.Scope,
-				annotations: map[string]*template.Template{}}
+			if r.Alert == "" {
+				continue // recording rules are vmalert's and Prometheus' business
+			}
+			rule := &Rule{Name: r.Alert, Fault: r.Labels["fault"], Category: r.Labels["category"], Expr: r.Expr,
+				For: time.Duration(r.For), KeepFiringFor: time.Duration(r.KeepFiringFor), Labels: r.Labels,
+				Annotations: r.Annotations, annotations: map[string]*template.Template{}}
+			if cfg.Rulebook != nil {
+				if f := cfg.Rulebook.Fault(r.Labels["fault"]); f != nil {
+					rule.Scope = f.Scope
+				}
+			}
 			for k, v := range r.Annotations {
 				t, err := template.New(k).Option("missingkey=zero").Parse("{{$labels := .Labels}}{{$value := .Value}}" + v)
 				if err != nil {

@@ -1,18 +1,23 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"time"
 
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
+	"github.com/kioskmon/kioskmon/alerting/ruletest"
+	"github.com/kioskmon/kioskmon/server"
 )
 
 // runRules: kioskmon rules check|list|export.
 func runRules(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: kioskmon rules check FILE | list [--rulebook FILE] [--preset NAME] | export [--rulebook FILE] [--preset NAME] --out DIR")
+		return errors.New("usage: kioskmon rules check FILE | test FILE... | list [--rulebook FILE] [--preset NAME] | export [--rulebook FILE] [--preset NAME] --out DIR")
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("kioskmon rules "+verb, flag.ContinueOnError)
@@ -36,6 +41,38 @@ func runRules(args []string, stdout, stderr io.Writer) error {
 				}
 			}
 			fmt.Fprintf(stdout, "%s: ok (%d faults, preset %s, %d contract overrides)\n", path, len(rb.Faults), rb.Preset, len(rb.Overrides))
+		}
+		return nil
+	case "test":
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			return errors.New("usage: kioskmon rules test FILE... (promtool's test format)")
+		}
+		dir, err := os.MkdirTemp("", "kioskmon-rules-test-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		failed := 0
+		// The embedded storage is one per process: each test gets its own
+		// time range in it (see ruletest.Base).
+		st, err := server.OpenRuleTestStorage(dir)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		now, ran := time.Now(), 0
+		for _, path := range fs.Args() {
+			n, bad, err := ruletest.Run(context.Background(), path, st, now, ran, stdout)
+			if err != nil {
+				return err
+			}
+			ran, failed = ran+n, failed+bad
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d rule tests failed", failed)
 		}
 		return nil
 	case "list", "export":
