@@ -95,8 +95,8 @@ func TestRulebookAgainstSimulatedTruth(t *testing.T) {
 	}
 	// A fault injected into a kiosk that then went dark (a UPS run flat) left
 	// nothing to detect it by: it is not scored. Offline is the silence itself.
-	reported := func(l truthLine) bool {
-		q := url.Values{"query": {fmt.Sprintf(`count_over_time(kiosk_exporter_build_info{kiosk=%q}[%ds])`, l.Kiosk, int(l.End.Sub(l.Start).Seconds()))},
+	over := func(fn, metric string, l truthLine) bool {
+		q := url.Values{"query": {fmt.Sprintf(`%s(%s{kiosk=%q}[%ds]) > 0`, fn, metric, l.Kiosk, int(l.End.Sub(l.Start).Seconds()))},
 			"time": {fmt.Sprint(l.End.Unix())}}
 		resp, err := http.Get(s.url("/api/v1/query?" + q.Encode()))
 		if err != nil {
@@ -107,11 +107,20 @@ func TestRulebookAgainstSimulatedTruth(t *testing.T) {
 			Data struct{ Result []struct{ Value []any } }
 		}
 		json.NewDecoder(resp.Body).Decode(&r)
-		return len(r.Data.Result) > 0 && r.Data.Result[0].Value[1] != "0"
+		return len(r.Data.Result) > 0
 	}
-	detected, dark := 0, 0
+	reported := func(l truthLine) bool { return over("count_over_time", "kiosk_exporter_build_info", l) }
+	// An engineer on site for another fault puts the kiosk in service mode,
+	// which raises nothing new: a fault that came and went meanwhile is held.
+	inService := func(l truthLine) bool { return over("max_over_time", "kiosk_service_mode", l) }
+	detected, dark, held := 0, 0, 0
 	for _, l := range truth {
 		if l.Fault != "kiosk.offline" && !reported(l) {
+			dark++
+			continue
+		}
+		// Wrong answers show only to citizens who ask: at 5 a.m. nobody does.
+		if l.Fault == "sw.wrong_or_no_data" && !over("increase", "kiosk_app_requests_total", l) {
 			dark++
 			continue
 		}
@@ -124,9 +133,13 @@ func TestRulebookAgainstSimulatedTruth(t *testing.T) {
 				}
 			}
 		}
-		if found {
+		switch {
+		case found:
 			detected++
-		} else {
+		case inService(l):
+			held++
+			t.Logf("%s on %s (%s to %s) was held: the kiosk was in service mode", l.Fault, l.Kiosk, l.Start, l.End)
+		default:
 			t.Errorf("injected %s on %s (%s to %s) was not detected", l.Fault, l.Kiosk, l.Start, l.End)
 		}
 	}
@@ -147,8 +160,8 @@ func TestRulebookAgainstSimulatedTruth(t *testing.T) {
 			t.Errorf("%s fired on %s (%s to %s) with no injected fault behind it", fault, in.Labels["kiosk"], in.Start, in.End)
 		}
 	}
-	t.Logf("detected %d of %d injected faults (%d more fell on a kiosk that sent nothing meanwhile); %d incidents, %d unexplained",
-		detected, len(truth)-dark, dark, len(incidents), unexplained)
+	t.Logf("detected %d of %d injected faults (%d held by service mode; %d more left nothing to see: the kiosk sent nothing, or nobody used it); %d incidents, %d unexplained",
+		detected, len(truth)-dark-held, held, dark, len(incidents), unexplained)
 }
 
 func contains(list []string, s string) bool {
