@@ -36,8 +36,9 @@ test-unit: ## run the tests that need nothing installed
 footprint: ## measure the kiosk exporter's peak RSS and CPU share (FOOTPRINT_DURATION, default 300 s)
 	bash scripts/footprint.sh
 
-bench: ## run the ingest benchmark against peers; results in bench-results/
+bench: ## run the ingest benchmark against peers and the rule evaluation cost; results in bench-results/
 	bash scripts/bench.sh
+	bash scripts/bench-rules.sh
 
 fuzz: ## run each fuzz test for FUZZTIME (default 15s)
 	bash scripts/fuzz.sh $(FUZZTIME)
