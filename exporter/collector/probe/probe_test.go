@@ -152,14 +152,15 @@ func TestSlowPages(t *testing.T) {
 	c := mustNew(t, cfg)
 	start := time.Now()
 	got := gather(context.Background(), t, c)
-	if d := time.Since(start); d < timeout || d > timeout+time.Second {
+	if d := time.Since(start); d < timeout*8/10 || d > timeout+time.Second {
 		t.Fatalf("a gather of pages with a %s timeout took %s", timeout, d)
 	}
 	for _, name := range []string{"a", "b", "c"} {
 		if got["kiosk_app_page_probe_success{"+name+"}"] != 0 || got["kiosk_app_page_probe_status_code{"+name+"}"] != 0 {
 			t.Errorf("page %s: %v", name, got)
 		}
-		if d := got["kiosk_app_page_probe_duration_seconds{"+name+"}"]; d < timeout.Seconds() || d > timeout.Seconds()+0.5 {
+		// The deadline is set a moment before the probe's clock starts.
+		if d := got["kiosk_app_page_probe_duration_seconds{"+name+"}"]; d < 0.8*timeout.Seconds() || d > timeout.Seconds()+0.5 {
 			t.Errorf("page %s: duration %gs, want about the timeout", name, d)
 		}
 	}
