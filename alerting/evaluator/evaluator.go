@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
 	"github.com/kioskmon/kioskmon/faults"
+	"github.com/kioskmon/kioskmon/internal/atomicfile"
 )
 
 // Label is a name and a value.
@@ -470,23 +470,7 @@ func (e *Evaluator) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(e.cfg.StateFile), ".alerts-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), e.cfg.StateFile)
+	return atomicfile.Write(e.cfg.StateFile, data, 0o600)
 }
 
 // load restores the alerts of a previous run: a restart neither re-pages

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kioskmon/kioskmon/ingest/inventory"
+	"github.com/kioskmon/kioskmon/internal/atomicfile"
 )
 
 // Member is a simulated kiosk as the inventory knows it, with its token.
@@ -156,35 +157,11 @@ func EnsureFleet(inventoryPath, tokensPath string, n int) ([]Member, int, error)
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := writeFileAtomic(tokensPath, data, 0o600); err != nil {
+	if err := atomicfile.Write(tokensPath, data, 0o600); err != nil {
 		return nil, 0, fmt.Errorf("write simulator tokens: %w", err)
 	}
 	if err := inv.Save(inventoryPath); err != nil {
 		return nil, 0, err
 	}
 	return members, changed, nil
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/exporter/catalog"
+	"github.com/kioskmon/kioskmon/internal/atomicfile"
 	"github.com/kioskmon/kioskmon/yamlfile"
 )
 
@@ -413,37 +413,17 @@ func (c *Collector) SetServiceMode(on bool, engineer, reason string) (ServiceMod
 		sm = ServiceMode{On: false, Since: c.now().UTC().Truncate(time.Second), Engineer: engineer, Reason: reason}
 	}
 	if c.cfg.StateFile != "" {
-		if err := writeAtomic(c.cfg.StateFile, sm); err != nil {
+		data, err := json.Marshal(sm)
+		if err == nil {
+			err = atomicfile.Write(c.cfg.StateFile, data, 0o600)
+		}
+		if err != nil {
 			return c.service, fmt.Errorf("persist service mode: %w", err)
 		}
 	}
 	c.service = sm
 	level.Info(c.logger).Log("msg", "service mode", "on", sm.On, "engineer", engineer, "reason", reason)
 	return sm, nil
-}
-
-func writeAtomic(path string, v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func (c *Collector) handleState(w http.ResponseWriter, r *http.Request) {
