@@ -6,16 +6,21 @@ package app
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"mime"
 	"net"
 	"net/http"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -23,30 +28,32 @@ import (
 
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/exporter/catalog"
-	"github.com/kioskmon/kioskmon/internal/atomicfile"
 	"github.com/kioskmon/kioskmon/yamlfile"
 )
 
 // Config configures the endpoint.
 type Config struct {
 	// Listen address. Default 127.0.0.1:9183; loopback only unless AllowRemote.
-	Listen      string `yaml:"listen"`
-	AllowRemote bool   `yaml:"allow_remote"`
-	// Token, if set, must come as "Authorization: Bearer TOKEN".
+	Listen string `yaml:"listen"`
+	// AllowRemote lets Listen be a non-loopback address; it needs a Token.
+	AllowRemote bool `yaml:"allow_remote"`
+	// Token, if set, must come as "Authorization: Bearer TOKEN" on every request.
 	Token string `yaml:"token"`
-	// HeartbeatTimeout: without a heartbeat for this long the application
-	// counts as down. Default 30s.
+	// HeartbeatTimeout: without a heartbeat (or an alive event, see API.md)
+	// for this long the application counts as down. Default 30s.
 	HeartbeatTimeout yamlfile.Duration `yaml:"heartbeat_timeout"`
 	// Devices expected on this kiosk. One the middleware has not reported
-	// on for DeviceTimeout is not_responding.
+	// on for DeviceTimeout (default 2m) is not_responding.
 	Devices       []Device          `yaml:"devices"`
 	DeviceTimeout yamlfile.Duration `yaml:"device_timeout"`
-	// StateFile keeps service mode across restarts.
+	// StateFile keeps service mode across restarts. Default "": not kept
+	// (the agent puts it beside the push queue).
 	StateFile string `yaml:"state_file"`
 	// MaxBodyBytes bounds a post. Default 64KiB.
 	MaxBodyBytes yamlfile.ByteSize `yaml:"max_body_bytes"`
-	// MaxLabelValues bounds the distinct pages, services and devices, so a
-	// bug in the application cannot flood kioskmon with series. Default 200.
+	// MaxLabelValues bounds the distinct pages, services, devices and
+	// receipt printers, each, so that a bug in the application cannot flood
+	// kioskmon with series. Default 200.
 	MaxLabelValues int `yaml:"max_label_values"`
 }
 
@@ -77,29 +84,58 @@ func (c *Config) defaults() {
 // Validate checks the configuration; errors are *yamlfile.FieldError.
 func (c *Config) Validate() error {
 	if c.Listen != "" {
-		host, _, err := net.SplitHostPort(c.Listen)
+		host, port, err := net.SplitHostPort(c.Listen)
 		if err != nil {
 			return yamlfile.Fieldf("listen", "%q is not host:port", c.Listen)
 		}
-		if ip := net.ParseIP(host); !c.AllowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return yamlfile.Fieldf("listen", "%q is not a loopback address: the endpoint trusts what it is told; set allow_remote: true (and a token) to open it", c.Listen)
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return yamlfile.Fieldf("listen", "%q: port %q is not a number from 0 to 65535", c.Listen, port)
 		}
+		if ip := net.ParseIP(host); !c.AllowRemote && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return yamlfile.Fieldf("listen", "%q is not a loopback address: the endpoint trusts what it is told; set allow_remote: true and a token to open it", c.Listen)
+		}
+	}
+	// Service mode holds the grading of faults: whoever can reach an open
+	// endpoint could hide them.
+	if c.AllowRemote && c.Token == "" {
+		return yamlfile.Fieldf("token", "is required with allow_remote: true")
+	}
+	if strings.ContainsAny(c.Token, " \t\r\n") {
+		return yamlfile.Fieldf("token", "holds white space")
+	}
+	if c.HeartbeatTimeout < 0 {
+		return yamlfile.Fieldf("heartbeat_timeout", "%s is negative", time.Duration(c.HeartbeatTimeout))
+	}
+	if c.DeviceTimeout < 0 {
+		return yamlfile.Fieldf("device_timeout", "%s is negative", time.Duration(c.DeviceTimeout))
+	}
+	if c.MaxBodyBytes < 0 {
+		return yamlfile.Fieldf("max_body_bytes", "is negative")
+	}
+	if c.MaxLabelValues < 0 {
+		return yamlfile.Fieldf("max_label_values", "is negative")
+	}
+	if c.MaxLabelValues > 0 && len(c.Devices) > c.MaxLabelValues {
+		return yamlfile.Fieldf("devices", "%d devices, over max_label_values %d", len(c.Devices), c.MaxLabelValues)
 	}
 	names := map[string]bool{}
 	for i, d := range c.Devices {
+		field := func(f string) string { return "devices." + strconv.Itoa(i) + "." + f }
 		if !validLabel(d.Name) {
-			return yamlfile.Fieldf(fmt.Sprintf("devices.%d.name", i), "%q is not a device name (letters, digits, _ . -; up to 64)", d.Name)
+			return yamlfile.Fieldf(field("name"), "%q is not a device name (%s)", d.Name, labelRule)
 		}
 		if names[d.Name] {
-			return yamlfile.Fieldf(fmt.Sprintf("devices.%d.name", i), "%q is listed twice", d.Name)
+			return yamlfile.Fieldf(field("name"), "%q is listed twice", d.Name)
 		}
 		names[d.Name] = true
 		if !slices.Contains(catalog.PeripheralKinds, d.Kind) {
-			return yamlfile.Fieldf(fmt.Sprintf("devices.%d.kind", i), "%q is not one of %s", d.Kind, strings.Join(catalog.PeripheralKinds, ", "))
+			return yamlfile.Fieldf(field("kind"), "%q is not one of %s", d.Kind, strings.Join(catalog.PeripheralKinds, ", "))
 		}
 	}
 	return nil
 }
+
+const labelRule = "letters, digits, _ . - /; up to 64"
 
 func validLabel(s string) bool {
 	if s == "" || len(s) > 64 {
@@ -113,17 +149,9 @@ func validLabel(s string) bool {
 	return true
 }
 
-// ServiceMode is the state an engineer switches on site.
-type ServiceMode struct {
-	On       bool      `json:"on"`
-	Since    time.Time `json:"since,omitzero"`
-	Engineer string    `json:"engineer,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-}
-
 type pageStats struct {
 	requests float64
-	buckets  []uint64
+	buckets  []uint64 // cumulative, one per catalog.PageLoadBuckets
 	count    uint64
 	sum      float64
 	errors   map[string]float64
@@ -134,12 +162,16 @@ type deviceState struct {
 	seen              time.Time // zero: configured, never reported
 }
 
-// Collector holds what was posted.
+// Collector holds what was posted. It implements exporter.Collector and
+// exporter.Runner.
 type Collector struct {
-	cfg    Config
-	logger log.Logger
-	now    func() time.Time
-	addr   chan string
+	cfg        Config
+	logger     log.Logger
+	now        func() time.Time
+	configured map[string]string // device name → kind, from cfg.Devices
+	started    atomic.Bool
+	ready      chan struct{} // closed once Run listens, or failed to
+	addr       string        // set before ready is closed
 
 	mu           sync.Mutex
 	pages        map[string]*pageStats
@@ -154,13 +186,20 @@ type Collector struct {
 	rejected     map[string]float64
 }
 
+var (
+	_ exporter.Collector = (*Collector)(nil)
+	_ exporter.Runner    = (*Collector)(nil)
+)
+
 // New returns the collector, with service mode read from cfg.StateFile.
+// It does not listen: Run does.
 func New(cfg Config, logger log.Logger) (*Collector, error) {
 	cfg.defaults()
-	c := &Collector{cfg: cfg, logger: logger, now: time.Now, addr: make(chan string, 1),
+	c := &Collector{cfg: cfg, logger: logger, now: time.Now, configured: map[string]string{}, ready: make(chan struct{}),
 		pages: map[string]*pageStats{}, transactions: map[string]float64{}, restarts: map[string]float64{},
 		devices: map[string]*deviceState{}, receipt: map[string]string{}, rejected: map[string]float64{}}
 	for _, d := range cfg.Devices {
+		c.configured[d.Name] = d.Kind
 		c.devices[d.Name] = &deviceState{kind: d.Kind}
 	}
 	if cfg.StateFile != "" {
@@ -180,31 +219,42 @@ func New(cfg Config, logger log.Logger) (*Collector, error) {
 // Name implements exporter.Collector.
 func (c *Collector) Name() string { return "app" }
 
-// Addr returns the address Run listens on, once it does.
+// Addr returns the address Run listens on (with the port the system chose
+// for ":0"), or "" if Run could not listen. It waits until Run has tried.
 func (c *Collector) Addr() string {
-	a := <-c.addr
-	c.addr <- a
-	return a
+	<-c.ready
+	return c.addr
 }
 
-// Run implements exporter.Runner: it serves the endpoint until ctx ends.
+// Run implements exporter.Runner: it serves the endpoint until ctx ends,
+// then lets requests under way finish for up to 2 seconds.
 func (c *Collector) Run(ctx context.Context) error {
+	if !c.started.CompareAndSwap(false, true) {
+		return errors.New("app endpoint: Run called twice")
+	}
 	ln, err := net.Listen("tcp", c.cfg.Listen)
 	if err != nil {
+		close(c.ready)
 		return fmt.Errorf("listen on %s for the kiosk application: %w", c.cfg.Listen, err)
 	}
-	c.addr <- ln.Addr().String()
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-	level.Info(c.logger).Log("msg", "local endpoint for the kiosk application", "url", "http://"+ln.Addr().String()+"/v1/events")
-	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	c.addr = ln.Addr().String()
+	close(c.ready)
+	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 10 * time.Second, MaxHeaderBytes: 16 << 10}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	level.Info(c.logger).Log("msg", "local endpoint for the kiosk application", "url", "http://"+c.addr+"/v1/events")
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve the kiosk application's endpoint on %s: %w", c.addr, err)
+	case <-ctx.Done():
 	}
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	<-served
 	return nil
 }
 
@@ -217,6 +267,16 @@ func (c *Collector) Handler() http.Handler {
 	return mux
 }
 
+// Reasons of kiosk_exporter_app_posts_rejected_total.
+const (
+	rejectInvalid      = "invalid"
+	rejectUnauthorized = "unauthorized"
+	rejectTooLarge     = "too_large"
+	rejectMethod       = "method"
+	rejectContentType  = "content_type"
+	rejectTooMany      = "too_many_series"
+)
+
 // refuse answers an error and counts it.
 func (c *Collector) refuse(w http.ResponseWriter, status int, reason, format string, args ...any) {
 	c.mu.Lock()
@@ -225,75 +285,115 @@ func (c *Collector) refuse(w http.ResponseWriter, status int, reason, format str
 	http.Error(w, fmt.Sprintf(format, args...), status)
 }
 
-// admit checks method, token, content type and size, and decodes the body
-// strictly into v. It answers the error itself and returns false.
-func (c *Collector) admit(w http.ResponseWriter, r *http.Request, v any) bool {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		c.refuse(w, http.StatusMethodNotAllowed, "method", "%s: use POST", r.Method)
+// allow checks the method and the token, answers the error itself and
+// returns false.
+func (c *Collector) allow(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		c.refuse(w, http.StatusMethodNotAllowed, rejectMethod, "%s: use %s", r.Method, strings.Join(methods, " or "))
 		return false
 	}
-	if c.cfg.Token != "" && r.Header.Get("Authorization") != "Bearer "+c.cfg.Token {
-		c.refuse(w, http.StatusUnauthorized, "unauthorized", "send the endpoint's token as Authorization: Bearer TOKEN")
-		return false
+	if c.cfg.Token != "" {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(c.cfg.Token)) != 1 {
+			c.refuse(w, http.StatusUnauthorized, rejectUnauthorized, "send the endpoint's token as Authorization: Bearer TOKEN")
+			return false
+		}
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		c.refuse(w, http.StatusUnsupportedMediaType, "content_type", "Content-Type %q: send application/json", ct)
-		return false
+	return true
+}
+
+// decode checks the content type and size and decodes the body strictly
+// into v: one JSON value, no unknown fields. It answers the error itself
+// and returns false.
+func (c *Collector) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	// No Content-Type is taken as JSON; a wrong one is refused, as it means
+	// the poster sends something else (curl -d without -H sends a form).
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			c.refuse(w, http.StatusUnsupportedMediaType, rejectContentType, "Content-Type %q: send application/json", ct)
+			return false
+		}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(c.cfg.MaxBodyBytes)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			err = errors.New("more than one value in the body")
+			var tooBig *http.MaxBytesError
+			if errors.As(terr, &tooBig) {
+				err = terr
+			}
+		}
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			c.refuse(w, http.StatusRequestEntityTooLarge, "too_large", "body over %s: post fewer events at a time", c.cfg.MaxBodyBytes)
+			c.refuse(w, http.StatusRequestEntityTooLarge, rejectTooLarge, "body over %d bytes (max_body_bytes): post fewer events at a time", int64(c.cfg.MaxBodyBytes))
 			return false
 		}
-		c.refuse(w, http.StatusBadRequest, "invalid", "invalid JSON: %v", err)
-		return false
-	}
-	if dec.More() {
-		c.refuse(w, http.StatusBadRequest, "invalid", "invalid JSON: more than one value in the body")
+		c.refuse(w, http.StatusBadRequest, rejectInvalid, "invalid JSON: %v", err)
 		return false
 	}
 	return true
 }
 
 func (c *Collector) handleEvents(w http.ResponseWriter, r *http.Request) {
-	var batch Batch
-	if !c.admit(w, r, &batch) {
+	if !c.allow(w, r, http.MethodPost) {
 		return
 	}
-	if len(batch.Events) == 0 {
-		c.refuse(w, http.StatusBadRequest, "invalid", `no events: post {"events": [{"type": "heartbeat"}, ...]}`)
+	var body eventsBody
+	if !c.decode(w, r, &body) {
 		return
 	}
-	for i := range batch.Events {
-		if err := batch.Events[i].validate(); err != nil {
-			c.refuse(w, http.StatusBadRequest, "invalid", "events[%d].%v", i, err)
+	events, prefix, err := body.events()
+	if err != nil {
+		c.refuse(w, http.StatusBadRequest, rejectInvalid, "%v", err)
+		return
+	}
+	for i := range events {
+		err := events[i].validate()
+		if err == nil {
+			err = c.checkConfigured(&events[i])
+		}
+		if err != nil {
+			c.refuse(w, http.StatusBadRequest, rejectInvalid, "%s%v", prefix(i), err)
 			return
 		}
 	}
 	c.mu.Lock()
-	if err := c.checkCardinalityLocked(batch.Events); err != nil {
-		c.rejected["too_many_series"]++
+	if err := c.checkCardinalityLocked(events); err != nil {
+		c.rejected[rejectTooMany]++
 		c.mu.Unlock()
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	now := c.now()
-	for i := range batch.Events {
-		c.applyLocked(&batch.Events[i], now)
+	for i := range events {
+		c.applyLocked(&events[i], now)
 	}
-	c.accepted += float64(len(batch.Events))
+	c.accepted += float64(len(events))
 	c.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// checkCardinalityLocked refuses a batch that would take pages, services or
-// devices past the limit.
+// checkConfigured refuses a device event whose kind contradicts the
+// configuration: the kind label of a configured device does not change.
+func (c *Collector) checkConfigured(e *Event) error {
+	if e.Type != EventDevice {
+		return nil
+	}
+	if kind, ok := c.configured[e.Device]; ok && kind != e.Kind {
+		return fmt.Errorf("kind: %q, but device %q is configured as %s", e.Kind, e.Device, kind)
+	}
+	return nil
+}
+
+// checkCardinalityLocked refuses a batch that would take pages, services,
+// devices or receipt printers past the limit.
 func (c *Collector) checkCardinalityLocked(events []Event) error {
-	newPages, newServices, newDevices := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	newPages, newServices, newDevices, newPrinters := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, e := range events {
 		if e.Page != "" && c.pages[e.Page] == nil {
 			newPages[e.Page] = true
@@ -304,19 +404,26 @@ func (c *Collector) checkCardinalityLocked(events []Event) error {
 		if e.Type == EventDevice && c.devices[e.Device] == nil {
 			newDevices[e.Device] = true
 		}
+		if _, known := c.receipt[e.Printer]; e.Type == EventReceiptPaper && !known {
+			newPrinters[e.Printer] = true
+		}
 	}
-	max := c.cfg.MaxLabelValues
+	limit := c.cfg.MaxLabelValues
 	switch {
-	case len(c.pages)+len(newPages) > max:
-		return fmt.Errorf("too many distinct pages (limit %d): the page label must name a page, not carry an id", max)
-	case len(c.transactions)+len(newServices) > max:
-		return fmt.Errorf("too many distinct services (limit %d)", max)
-	case len(c.devices)+len(newDevices) > max:
-		return fmt.Errorf("too many distinct devices (limit %d)", max)
+	case len(c.pages)+len(newPages) > limit:
+		return fmt.Errorf("too many distinct pages (limit %d): the page label must name a page, not carry an id", limit)
+	case len(c.transactions)+len(newServices) > limit:
+		return fmt.Errorf("too many distinct services (limit %d)", limit)
+	case len(c.devices)+len(newDevices) > limit:
+		return fmt.Errorf("too many distinct devices (limit %d)", limit)
+	case len(c.receipt)+len(newPrinters) > limit:
+		return fmt.Errorf("too many distinct receipt printers (limit %d)", limit)
 	}
 	return nil
 }
 
+// applyLocked applies a valid event. Counters count on arrival and
+// liveness is timed by now, the exporter's clock, never the poster's.
 func (c *Collector) applyLocked(e *Event, now time.Time) {
 	page := func() *pageStats {
 		p := c.pages[e.Page]
@@ -360,89 +467,52 @@ func (c *Collector) applyLocked(e *Event, now time.Time) {
 	}
 }
 
-func (c *Collector) handleServiceMode(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet {
-		c.mu.Lock()
-		sm := c.service
-		c.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(sm)
-		return
-	}
-	var req struct {
-		On       *bool  `json:"on"`
-		Engineer string `json:"engineer"`
-		Reason   string `json:"reason"`
-	}
-	if !c.admit(w, r, &req) {
-		return
-	}
-	if req.On == nil {
-		c.refuse(w, http.StatusBadRequest, "invalid", `on: required: {"on": true, "engineer": "name", "reason": "..."}`)
-		return
-	}
-	if *req.On && strings.TrimSpace(req.Engineer) == "" {
-		c.refuse(w, http.StatusBadRequest, "invalid", "engineer: required when switching service mode on: the arrival on site is recorded")
-		return
-	}
-	if len(req.Engineer) > 128 || len(req.Reason) > 512 {
-		c.refuse(w, http.StatusBadRequest, "invalid", "engineer (128) or reason (512 bytes) too long")
-		return
-	}
-	sm, err := c.SetServiceMode(*req.On, req.Engineer, req.Reason)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(sm)
+// State is what GET /v1/state answers: what the collector holds, for
+// debugging on site.
+type State struct {
+	ServiceMode   ServiceMode   `json:"service_mode"`
+	LastHeartbeat time.Time     `json:"last_heartbeat,omitzero"`
+	LastAlive     time.Time     `json:"last_alive,omitzero"`
+	Devices       []DeviceState `json:"devices"`
+	// Series are the series Collect reports now, flat as Prometheus
+	// exposes them: {"name": ..., "value": ..., label: value...}.
+	Series []map[string]any `json:"series"`
 }
 
-// SetServiceMode switches service mode and persists it before returning.
-// Switching it on while on keeps the first arrival time.
-func (c *Collector) SetServiceMode(on bool, engineer, reason string) (ServiceMode, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	sm := c.service
-	switch {
-	case on && !sm.On:
-		sm = ServiceMode{On: true, Since: c.now().UTC().Truncate(time.Second), Engineer: engineer, Reason: reason}
-	case on:
-		sm.Engineer, sm.Reason = engineer, reason
-	default:
-		sm = ServiceMode{On: false, Since: c.now().UTC().Truncate(time.Second), Engineer: engineer, Reason: reason}
-	}
-	if c.cfg.StateFile != "" {
-		data, err := json.Marshal(sm)
-		if err == nil {
-			err = atomicfile.Write(c.cfg.StateFile, data, 0o600)
-		}
-		if err != nil {
-			return c.service, fmt.Errorf("persist service mode: %w", err)
-		}
-	}
-	c.service = sm
-	level.Info(c.logger).Log("msg", "service mode", "on", sm.On, "engineer", engineer, "reason", reason)
-	return sm, nil
+// DeviceState is one device of State.
+type DeviceState struct {
+	Name       string    `json:"name"`
+	Kind       string    `json:"kind"`
+	Configured bool      `json:"configured"`
+	Posted     string    `json:"posted_state,omitempty"` // as last posted; Series has the verdict
+	Code       string    `json:"code,omitempty"`
+	LastReport time.Time `json:"last_report,omitzero"`
 }
 
 func (c *Collector) handleState(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		c.refuse(w, http.StatusMethodNotAllowed, "method", "%s: use GET", r.Method)
+	if !c.allow(w, r, http.MethodGet) {
 		return
 	}
+	st := State{Devices: []DeviceState{}, Series: []map[string]any{}}
+	c.mu.Lock()
+	st.ServiceMode, st.LastHeartbeat, st.LastAlive = c.service, c.heartbeat, c.alive
+	for _, name := range sortedKeys(c.devices) {
+		d := c.devices[name]
+		_, configured := c.configured[name]
+		st.Devices = append(st.Devices, DeviceState{Name: name, Kind: d.kind, Configured: configured, Posted: d.state, Code: d.code, LastReport: d.seen})
+	}
+	c.mu.Unlock()
 	s := &exporter.Snapshot{}
 	c.Collect(r.Context(), s)
-	out := []map[string]any{}
 	s.Each(func(name string, labels []exporter.Label, v float64) {
 		m := map[string]any{"name": name, "value": v}
 		for _, l := range labels {
 			m[l.Name] = l.Value
 		}
-		out = append(out, m)
+		st.Series = append(st.Series, m)
 	})
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
+	json.NewEncoder(w).Encode(st)
 }
 
 // Collect implements exporter.Collector.
@@ -475,7 +545,7 @@ func (c *Collector) Collect(_ context.Context, s *exporter.Snapshot) error {
 	}
 	s.AddBool("kiosk_app_up", up)
 	if !c.heartbeat.IsZero() {
-		s.Add("kiosk_app_heartbeat_age_seconds", now.Sub(c.heartbeat).Seconds())
+		s.Add("kiosk_app_heartbeat_age_seconds", max(now.Sub(c.heartbeat).Seconds(), 0))
 	}
 	for _, name := range sortedKeys(c.devices) {
 		d := c.devices[name]

@@ -1,20 +1,19 @@
 package app
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"slices"
 	"strings"
+	"time"
+	"unicode"
 
 	"github.com/kioskmon/kioskmon/exporter/catalog"
 )
 
-// Batch is the body of POST /v1/events.
+// Batch is the body of POST /v1/events. A body may also be one Event on
+// its own.
 type Batch struct {
 	Events []Event `json:"events"`
 }
@@ -33,7 +32,9 @@ const (
 )
 
 var (
-	eventTypes     = []string{EventPageLoad, EventRequest, EventError, EventTransaction, EventHeartbeat, EventAlive, EventRestart, EventDevice, EventReceiptPaper}
+	eventTypes = []string{EventPageLoad, EventRequest, EventError, EventTransaction, EventHeartbeat, EventAlive, EventRestart, EventDevice, EventReceiptPaper}
+	// The kinds and reasons of the catalogue's Help of kiosk_app_errors_total
+	// and kiosk_app_restarts_total.
 	errorKinds     = []string{"http_4xx", "http_5xx", "timeout", "no_data", "wrong_data", "client"}
 	restartReasons = []string{"crash", "hang", "update", "manual"}
 	// The middleware reports what it sees; not_responding is the exporter's
@@ -41,7 +42,14 @@ var (
 	postedDeviceStates = []string{catalog.StateOK, catalog.StateDegraded, catalog.StateFault, catalog.StateAbsent}
 )
 
-// Event is one thing the application or the middleware reports.
+// Limits of event fields that are not label names.
+const (
+	maxCode        = 32
+	maxPageSeconds = 3600
+)
+
+// Event is one thing the application or the middleware reports. Which
+// fields it needs depends on Type (see API.md).
 type Event struct {
 	Type    string   `json:"type"`
 	Page    string   `json:"page,omitempty"`
@@ -53,6 +61,33 @@ type Event struct {
 	State   string   `json:"state,omitempty"`
 	Code    string   `json:"code,omitempty"`
 	Printer string   `json:"printer,omitempty"`
+	// Time is when the poster saw it (RFC 3339), for its own logs. It must
+	// parse but is not used: counters count on arrival and liveness is
+	// timed by the exporter's clock, as a kiosk application's clock may
+	// be wrong.
+	Time string `json:"time,omitempty"`
+}
+
+// eventsBody decodes either form of POST /v1/events strictly: a batch, or
+// one event on its own (its fields promoted from the embedded Event).
+type eventsBody struct {
+	Events *[]Event `json:"events"`
+	Event
+}
+
+// events returns the events of the body, and how to name the i-th in an
+// error ("events[3]." in a batch, nothing for a single event).
+func (b *eventsBody) events() ([]Event, func(int) string, error) {
+	single := b.Event != Event{}
+	switch {
+	case b.Events != nil && single:
+		return nil, nil, errors.New(`a body is {"events": [...]} or one event, not both`)
+	case b.Events != nil && len(*b.Events) > 0:
+		return *b.Events, func(i int) string { return fmt.Sprintf("events[%d].", i) }, nil
+	case single:
+		return []Event{b.Event}, func(int) string { return "" }, nil
+	}
+	return nil, nil, errors.New(`no events: post {"events": [{"type": "heartbeat"}, ...]} or one event`)
 }
 
 // validate names the first bad field ("state: ...").
@@ -71,9 +106,14 @@ func (e *Event) validate() error {
 			return fmt.Errorf("%s: required for type %s", field, e.Type)
 		}
 		if !validLabel(v) {
-			return fmt.Errorf("%s: %q is not a name (letters, digits, _ . - /; up to 64)", field, v)
+			return fmt.Errorf("%s: %q is not a name (%s)", field, v, labelRule)
 		}
 		return nil
+	}
+	if e.Time != "" {
+		if _, err := time.Parse(time.RFC3339, e.Time); err != nil {
+			return fmt.Errorf("time: %q is not RFC 3339 (2026-11-24T10:00:00+08:00)", e.Time)
+		}
 	}
 	switch e.Type {
 	case EventPageLoad:
@@ -81,10 +121,12 @@ func (e *Event) validate() error {
 			return err
 		}
 		if e.Seconds == nil {
-			return fmt.Errorf("seconds: required for type page_load")
+			return errors.New("seconds: required for type page_load")
 		}
-		if s := *e.Seconds; math.IsNaN(s) || s < 0 || s > 3600 {
-			return fmt.Errorf("seconds: %g is not between 0 and 3600", s)
+		// JSON has no NaN or Inf; the check is for whoever builds an Event
+		// in Go.
+		if s := *e.Seconds; math.IsNaN(s) || s < 0 || s > maxPageSeconds {
+			return fmt.Errorf("seconds: %g is not between 0 and %d", s, maxPageSeconds)
 		}
 	case EventRequest:
 		return label("page", e.Page)
@@ -108,8 +150,8 @@ func (e *Event) validate() error {
 		if err := oneOf("state", e.State, postedDeviceStates); err != nil {
 			return err
 		}
-		if len(e.Code) > 32 || strings.ContainsAny(e.Code, "\"\\\n") {
-			return fmt.Errorf("code: %q is not a vendor error code (up to 32 characters)", e.Code)
+		if !validCode(e.Code) {
+			return fmt.Errorf("code: %q is not a vendor error code (up to %d printable characters, no quotes or backslashes)", e.Code, maxCode)
 		}
 	case EventReceiptPaper:
 		if err := label("printer", e.Printer); err != nil {
@@ -124,30 +166,16 @@ func (e *Event) validate() error {
 	return nil
 }
 
-// PostServiceMode switches service mode through a running exporter's
-// endpoint at baseURL (kiosk-exporter service-mode on|off).
-func PostServiceMode(ctx context.Context, baseURL, token string, on bool, engineer, reason string) (ServiceMode, error) {
-	body, _ := json.Marshal(map[string]any{"on": on, "engineer": engineer, "reason": reason})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(baseURL, "/")+"/v1/service-mode", bytes.NewReader(body))
-	if err != nil {
-		return ServiceMode{}, err
+// validCode accepts a vendor error code: "" (none), or a short printable
+// string ("0x41", "E-102", "纸将尽").
+func validCode(s string) bool {
+	if len(s) > maxCode {
+		return false
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == '"' || r == '\\' || r == unicode.ReplacementChar {
+			return false
+		}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ServiceMode{}, fmt.Errorf("reach the kiosk exporter at %s: %w (is it running, with the app collector on?)", baseURL, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		return ServiceMode{}, fmt.Errorf("kiosk exporter refused: %s: %s", resp.Status, strings.TrimSpace(string(data)))
-	}
-	var sm ServiceMode
-	if err := json.Unmarshal(data, &sm); err != nil {
-		return ServiceMode{}, fmt.Errorf("kiosk exporter answered %q: %w", data, err)
-	}
-	return sm, nil
+	return true
 }
