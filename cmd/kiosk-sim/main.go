@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed, fleet and script give the same run")
 	fs.Float64Var(&cfg.Speed, "speed", 1, "simulated seconds per real second; above 1 the clock runs from now minus --duration up to now")
 	fs.Var(&duration, "duration", "simulated time to cover, e.g. 30d or 6h (default: until stopped; required with --speed above 1)")
+	endFlag := fs.String("end", "", "with --speed above 1, the simulated time the run ends at, RFC 3339 (default: now); a fixed end replays the same days")
 	fs.Var(&interval, "interval", "simulated time between a kiosk's gathers")
 	fs.Float64Var(&cfg.FaultRate, "fault-rate", 0.2, "random faults per kiosk per simulated day (ignored with --faults)")
 	faultsFile := fs.String("faults", "", "YAML list of scripted faults {at: 90s, kiosk: ID, fault: FAULT_ID, for: 20m} instead of random ones")
@@ -72,6 +73,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	logger := level.NewFilter(log.With(log.NewLogfmtLogger(log.NewSyncWriter(stderr)), "ts", log.DefaultTimestampUTC), level.Allow(lvl))
+	if *endFlag != "" {
+		if cfg.End, err = time.Parse(time.RFC3339, *endFlag); err != nil {
+			fmt.Fprintf(stderr, "kiosk-sim: --end %q: give a time such as 2026-11-24T00:00:00+08:00\n", *endFlag)
+			return 2
+		}
+	}
 	cfg.Duration, cfg.Interval = time.Duration(duration), time.Duration(interval)
 	cfg.DrainTimeout, cfg.ProgressEvery, cfg.Progress = time.Duration(drain), time.Duration(progress), stderr
 	if *faultsFile != "" {

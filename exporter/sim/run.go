@@ -52,6 +52,10 @@ type Config struct {
 	// [now-Duration, now]; at speed 1 it runs from now; 0 runs until ctx ends
 	// (speed 1 only).
 	Duration time.Duration
+	// End is where a fast run stops (default now). A fixed End with the
+	// same seed, fleet and script replays the same simulated days: opening
+	// hours, traffic and faults all follow the simulated clock.
+	End time.Time
 	// Interval between a kiosk's gathers, in simulated time. Default 15s.
 	Interval time.Duration
 	// FaultRate is random faults per kiosk per simulated day. Ignored with
@@ -100,6 +104,10 @@ func (c *Config) defaults() {
 
 // Validate checks the configuration.
 func (c *Config) Validate() error {
+	now := time.Now
+	if c.now != nil {
+		now = c.now
+	}
 	switch {
 	case c.Kiosks < 1:
 		return fmt.Errorf("--kiosks %d: simulate at least one kiosk", c.Kiosks)
@@ -109,6 +117,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--speed %g: simulated time cannot run slower than real time", c.Speed)
 	case c.Speed > 1 && c.Duration <= 0:
 		return fmt.Errorf("--speed %g needs --duration: a fast clock runs from now minus the duration up to now", c.Speed)
+	case !c.End.IsZero() && c.Speed <= 1:
+		return errors.New("--end needs --speed above 1: a real-time run starts now")
+	case !c.End.IsZero() && c.End.After(now().Add(time.Minute)):
+		return fmt.Errorf("--end %s is in the future: kioskmon refuses samples from the future", c.End.UTC().Format(time.RFC3339))
 	case c.Interval < time.Second:
 		return fmt.Errorf("--interval %s is below 1s", c.Interval)
 	case c.FaultRate < 0:
@@ -181,6 +193,9 @@ func Run(ctx context.Context, cfg Config, logger log.Logger) (Summary, error) {
 	end := time.Time{}
 	switch {
 	case cfg.Speed > 1:
+		if !cfg.End.IsZero() {
+			start = cfg.End.Truncate(time.Second)
+		}
 		start, end = start.Add(-cfg.Duration), start
 	case cfg.Duration > 0:
 		end = start.Add(cfg.Duration)

@@ -283,3 +283,26 @@ func TestParseScript(t *testing.T) {
 	f("- {at: 1m, kiosk: "+k0+", fault: hw.paper_out, for: 10m, onsite: 20m}", "onsite: 20m0s is not within")
 	f("- {at: soon, kiosk: "+k0+", fault: hw.paper_out, for: 10m}", "f.yml:1")
 }
+
+func TestConfigValidateEnd(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	base := Config{Kiosks: 1, InventoryPath: "inv.yml", PushURL: "http://127.0.0.1:8428", Speed: 100,
+		Duration: time.Hour, Interval: 15 * time.Second, now: func() time.Time { return now }}
+	for _, tc := range []struct {
+		name    string
+		change  func(*Config)
+		wantErr string
+	}{
+		{"past end", func(c *Config) { c.End = now.Add(-48 * time.Hour) }, ""},
+		{"no end", func(c *Config) {}, ""},
+		{"future end", func(c *Config) { c.End = now.Add(time.Hour) }, "in the future"},
+		{"end in real time", func(c *Config) { c.End, c.Speed = now.Add(-time.Hour), 1 }, "needs --speed above 1"},
+	} {
+		c := base
+		tc.change(&c)
+		err := c.Validate()
+		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: Validate() = %v, want %q", tc.name, err, tc.wantErr)
+		}
+	}
+}
