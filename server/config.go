@@ -21,10 +21,12 @@ type Config struct {
 	MemoryLimit yamlfile.ByteSize `yaml:"memory_limit"`
 	LogLevel    string            `yaml:"log_level"`
 
-	Query  QueryConfig  `yaml:"query"`
-	Rules  RulesConfig  `yaml:"rules"`
-	WAL    WALConfig    `yaml:"wal"`
-	Ingest IngestConfig `yaml:"ingest"`
+	Query QueryConfig `yaml:"query"`
+	Rules RulesConfig `yaml:"rules"`
+	// Inspection configures the remote inspection (巡检).
+	Inspection InspectionConfig `yaml:"inspection"`
+	WAL        WALConfig        `yaml:"wal"`
+	Ingest     IngestConfig     `yaml:"ingest"`
 	// InventoryPoll is how often the inventory file is checked for changes.
 	InventoryPoll yamlfile.Duration `yaml:"inventory_poll"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
@@ -46,6 +48,17 @@ type RulesConfig struct {
 	Alertmanagers []string `yaml:"alertmanagers"`
 	// ExternalURL is how people reach kioskmon, for links in alerts.
 	ExternalURL string `yaml:"external_url"`
+}
+
+// InspectionConfig configures the remote inspection of Fujian 2022 §8.2.
+type InspectionConfig struct {
+	// Interval: every kiosk is inspected at least this often.
+	Interval yamlfile.Duration `yaml:"interval"`
+	// Recheck: a kiosk that failed an item is inspected again this often
+	// while its site is open, until it passes.
+	Recheck yamlfile.Duration `yaml:"recheck"`
+	// Disable turns inspections off.
+	Disable bool `yaml:"disable"`
 }
 
 // QueryConfig configures the Prometheus-compatible query API.
@@ -108,7 +121,8 @@ func DefaultConfig() Config {
 		Query: QueryConfig{
 			LatencyOffset: yamlfile.Duration(5 * time.Second),
 		},
-		WAL: WALConfig{CheckpointInterval: yamlfile.Duration(30 * time.Second), CommitDelay: yamlfile.Duration(2 * time.Millisecond)},
+		Inspection: InspectionConfig{Interval: yamlfile.Duration(14 * 24 * time.Hour), Recheck: yamlfile.Duration(time.Hour)},
+		WAL:        WALConfig{CheckpointInterval: yamlfile.Duration(30 * time.Second), CommitDelay: yamlfile.Duration(2 * time.Millisecond)},
 		Ingest: IngestConfig{
 			MaxRequestBytes:     16 << 20,
 			MaxDecodedBytes:     64 << 20,
@@ -188,6 +202,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Query.MaxConcurrent < 0 {
 		return fail("%d is negative", "query.max_concurrent", c.Query.MaxConcurrent)
+	}
+	if ins := c.Inspection; !ins.Disable {
+		switch {
+		case time.Duration(ins.Interval) < time.Hour:
+			return fail("%s is shorter than 1h", "inspection.interval", ins.Interval)
+		case time.Duration(ins.Recheck) < time.Minute || ins.Recheck > ins.Interval:
+			return fail("%s is not between 1m and inspection.interval", "inspection.recheck", ins.Recheck)
+		}
 	}
 	if time.Duration(c.WAL.CheckpointInterval) < time.Second {
 		return fail("%s is shorter than 1s", "wal.checkpoint_interval", c.WAL.CheckpointInterval)

@@ -10,6 +10,7 @@ import (
 	"github.com/go-kit/log"
 
 	"github.com/kioskmon/kioskmon/alerting/evaluator"
+	"github.com/kioskmon/kioskmon/alerting/inspection"
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
 	"github.com/kioskmon/kioskmon/alerting/ruletest"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
@@ -33,6 +34,44 @@ func (q storeQuerier) Query(ctx context.Context, expr string, at time.Time) ([]e
 		out[i] = evaluator.Sample{Labels: labels, Value: s.Value}
 	}
 	return out, nil
+}
+
+// WriteSeries stores samples kioskmon computes itself (the inspection's).
+func (q storeQuerier) WriteSeries(series []inspection.Series) error {
+	rows := make([]store.Row, len(series))
+	var ls []store.Label
+	for i, se := range series {
+		ls = ls[:0]
+		for _, l := range se.Labels {
+			ls = append(ls, store.Label{Name: l.Name, Value: l.Value})
+		}
+		rows[i] = store.Row{MetricNameRaw: store.AppendMetricName(nil, ls), Timestamp: se.At.UnixMilli(), Value: se.Value}
+	}
+	return q.st.AddRows(rows)
+}
+
+// newInspector starts the remote inspection over the inventory's kiosks.
+func newInspector(cfg Config, evCfg evaluator.Config, kiosks *inventory.Watcher, st *store.Storage, alerts inspection.AlertSource,
+	self *metrics.Set, logger log.Logger) (*inspection.Inspector, error) {
+	ins, err := inspection.New(inspection.Config{
+		Rulebook: evCfg.Rulebook,
+		Dir:      filepath.Join(cfg.Data, "inspections"),
+		Interval: time.Duration(cfg.Inspection.Interval),
+		Recheck:  time.Duration(cfg.Inspection.Recheck),
+		IsOpen:   evCfg.IsOpen,
+		Kiosks: func() []inspection.Kiosk {
+			all := kiosks.Index().Kiosks()
+			out := make([]inspection.Kiosk, len(all))
+			for i, k := range all {
+				out[i] = inspection.Kiosk{ID: k.ID, Site: k.Site, District: k.District, Provider: k.Provider}
+			}
+			return out
+		},
+	}, storeQuerier{st}, alerts, storeQuerier{st}, log.With(logger, "component", "inspection"), self)
+	if err != nil {
+		return nil, fmt.Errorf("inspection: %w", err)
+	}
+	return ins, nil
 }
 
 // evaluatorConfig loads the rulebook and ties opening hours to the inventory.

@@ -29,6 +29,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/kioskmon/kioskmon/alerting/evaluator"
+	"github.com/kioskmon/kioskmon/alerting/inspection"
 	"github.com/kioskmon/kioskmon/alerting/notifier"
 	"github.com/kioskmon/kioskmon/ingest"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
@@ -112,11 +113,13 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		return fmt.Errorf("rules: %w", err)
 	}
 	mux.Handle("/api/v1/rules/backtest", readAuth.wrap(evaluator.BacktestHandler(evCfg, storeQuerier{st})))
+	var openAlerts inspection.AlertSource
 	if !cfg.Rules.Disable {
 		ev, err := newEvaluator(evCfg, st, self, logger)
 		if err != nil {
 			return err
 		}
+		openAlerts = ev
 		mux.Handle("/api/v1/alerts", readAuth.wrap(ev.AlertsHandler()))
 		mux.Handle("/api/v1/alerts/held", readAuth.wrap(ev.HeldHandler()))
 		mux.Handle("/api/v1/rules", readAuth.wrap(ev.RulesHandler()))
@@ -142,6 +145,19 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		go func() { defer close(evalDone); ev.Run(evalCtx) }()
 		// The evaluator stops before the storage closes (defers run last-in first-out).
 		defer func() { stopEval(); <-evalDone }()
+	}
+	if !cfg.Inspection.Disable {
+		ins, err := newInspector(cfg, evCfg, kiosks, st, openAlerts, self, logger)
+		if err != nil {
+			return err
+		}
+		mux.Handle("/api/v1/inspections", readAuth.wrap(ins.RecordsHandler()))
+		mux.Handle("/api/v1/inspections/coverage", readAuth.wrap(ins.CoverageHandler()))
+		mux.Handle("/api/v1/inspections/run", readAuth.wrap(ins.RunHandler()))
+		insCtx, stopIns := context.WithCancel(ctx)
+		insDone := make(chan struct{})
+		go func() { defer close(insDone); ins.Run(insCtx) }()
+		defer func() { stopIns(); <-insDone }()
 	}
 	mux.Handle("/api/v1/label/", query)
 	mux.Handle("/vmui/", query)

@@ -90,6 +90,17 @@ func regexpQuote(s string) string {
 	return b.String()
 }
 
+// RestrictToKiosks returns expr with every selector limited to these kiosks:
+// the inspection evaluates a fault's symptom for a batch of kiosks without
+// paying for the whole fleet.
+func RestrictToKiosks(expr string, kiosks []string) (string, error) {
+	m, err := labels.NewMatcher(labels.MatchRegexp, "kiosk", quoteAlternatives(kiosks))
+	if err != nil {
+		return "", err
+	}
+	return restrict(parser.NewParser(parser.Options{}), expr, m)
+}
+
 // restrict adds m to every selector of expr.
 func restrict(p parser.Parser, expr string, m *labels.Matcher) (string, error) {
 	e, err := p.ParseExpr(expr)

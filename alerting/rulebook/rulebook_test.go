@@ -38,7 +38,7 @@ func TestDefaultCoversTheCatalogue(t *testing.T) {
 		parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
 			if vs, ok := n.(*parser.VectorSelector); ok {
 				name := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(vs.Name, "_bucket"), "_sum"), "_count")
-				if catalog.Lookup(vs.Name) == nil && catalog.Lookup(name) == nil {
+				if catalog.Lookup(vs.Name) == nil && catalog.Lookup(name) == nil && !writtenByKioskmon[vs.Name] {
 					t.Errorf("%s uses %s, which is not in exporter/METRICS.md", f.ID, vs.Name)
 				}
 			}
@@ -46,6 +46,11 @@ func TestDefaultCoversTheCatalogue(t *testing.T) {
 		})
 	}
 }
+
+// writtenByKioskmon are the series kioskmon itself writes to the storage
+// (alerting/inspection's MetricItemFailed; its tests check the rulebook uses
+// that name).
+var writtenByKioskmon = map[string]bool{"kioskmon_inspection_item_failed": true}
 
 func TestBadRulebooks(t *testing.T) {
 	want := map[string]string{

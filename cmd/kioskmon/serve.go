@@ -59,6 +59,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	})
 	fs.StringVar(&f.Rules.ExternalURL, "external-url", "", "URL people reach kioskmon at, for links in alerts (default: http://LISTEN)")
+	fs.Var(&f.Inspection.Interval, "inspection.interval", "every kiosk gets a remote inspection (Fujian 2022 §8.2 checklist) at least this often")
+	fs.Var(&f.Inspection.Recheck, "inspection.recheck", "a kiosk that failed an inspection item is inspected again this often while its site is open")
+	fs.BoolVar(&f.Inspection.Disable, "inspection.disable", false, "do not inspect kiosks")
 	fs.Var(&f.InventoryPoll, "inventory.poll", "how often the inventory file is checked for changes")
 	fs.Var(&f.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.Usage = func() {
@@ -162,6 +165,12 @@ func applyGivenFlags(fs *flag.FlagSet, cfg, f *server.Config) {
 			cfg.Ingest.MaxConcurrent = f.Ingest.MaxConcurrent
 		case "ingest.max-queue-duration":
 			cfg.Ingest.MaxQueueDuration = f.Ingest.MaxQueueDuration
+		case "inspection.interval":
+			cfg.Inspection.Interval = f.Inspection.Interval
+		case "inspection.recheck":
+			cfg.Inspection.Recheck = f.Inspection.Recheck
+		case "inspection.disable":
+			cfg.Inspection.Disable = f.Inspection.Disable
 		case "inventory.poll":
 			cfg.InventoryPoll = f.InventoryPoll
 		case "shutdown-timeout":

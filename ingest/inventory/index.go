@@ -13,6 +13,7 @@ type Index struct {
 	sites   map[string]*Site
 	byToken map[[sha256.Size]byte]*Kiosk
 	hashes  map[string][sha256.Size]byte
+	ordered []*Kiosk
 }
 
 // NewIndex indexes inv. The Index refers to inv's kiosks and sites.
@@ -29,6 +30,7 @@ func NewIndex(inv *Inventory) *Index {
 	for i := range inv.Kiosks {
 		k := &inv.Kiosks[i]
 		ix.kiosks[k.ID] = k
+		ix.ordered = append(ix.ordered, k)
 		var h [sha256.Size]byte
 		if n, err := hex.Decode(h[:], []byte(k.TokenSHA256)); err == nil && n == sha256.Size {
 			ix.byToken[h] = k
@@ -49,6 +51,10 @@ func (ix *Index) Site(id string) (*Site, bool) {
 	s, ok := ix.sites[id]
 	return s, ok
 }
+
+// Kiosks returns every kiosk, in the inventory's order. Callers must not
+// modify them.
+func (ix *Index) Kiosks() []*Kiosk { return ix.ordered }
 
 // Len returns the number of kiosks.
 func (ix *Index) Len() int { return len(ix.kiosks) }
