@@ -122,6 +122,7 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	checkInspections(t, s, sim.KioskID(16), sim.KioskID(18))
 
 	// The same alerts reached the real Alertmanager, with their labels, and
 	// the urgent one was routed to its receiver.
@@ -149,6 +150,58 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 		if b, ok := after[k]; !ok || !b.ActiveAt.Equal(a.ActiveAt) {
 			t.Errorf("after a restart %s: %+v, was %+v", k, b, a)
 		}
+	}
+}
+
+// checkInspections inspects a kiosk with a firing fault and a healthy one
+// on demand: the first fails the item of its fault, and the record names the
+// firing alert (no second fault is raised for it); the second passes.
+func checkInspections(t *testing.T, s *server, faulty, healthy string) {
+	t.Helper()
+	resp, err := http.Post(s.url("/api/v1/inspections/run?kiosk="+faulty+"&kiosk="+healthy), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reply struct {
+		Data struct {
+			Records []struct {
+				Kiosk, Result string
+				Items         []struct {
+					Item, Result string
+					Findings     []struct{ Fault, Alert, Detail string }
+				}
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil || resp.StatusCode != 200 || len(reply.Data.Records) != 2 {
+		t.Fatalf("inspection: %d %v %+v", resp.StatusCode, err, reply)
+	}
+	for _, r := range reply.Data.Records {
+		switch r.Kiosk {
+		case faulty:
+			found := false
+			for _, it := range r.Items {
+				for _, f := range it.Findings {
+					found = found || it.Item == "client_pages" && it.Result == "fail" && f.Fault == "sw.page_tampered" && f.Alert == "firing"
+				}
+			}
+			if r.Result != "fail" || !found {
+				t.Errorf("inspection of %s with a tampered page: %+v", faulty, r)
+			}
+		case healthy:
+			if r.Result != "pass" {
+				t.Errorf("inspection of healthy %s: %+v", healthy, r)
+			}
+		}
+	}
+	var cov struct{ Data struct{ Inspected, Kiosks int } }
+	if resp, err := http.Get(s.url("/api/v1/inspections/coverage")); err == nil {
+		json.NewDecoder(resp.Body).Decode(&cov)
+		resp.Body.Close()
+	}
+	if cov.Data.Inspected != 2 || cov.Data.Kiosks != 20 {
+		t.Errorf("coverage after inspecting 2 of 20 kiosks: %+v", cov.Data)
 	}
 }
 

@@ -38,6 +38,7 @@ pushes live every 15 s and fills in the last $BACKFILL. Ctrl-C stops both.
   Grafana:   Prometheus data source, URL http://$LISTEN
   try:       curl -s 'http://$LISTEN/api/v1/query?query=sum(kiosk_app_up)%20by%20(district)'
   alerts:    http://$LISTEN/api/v1/alerts   rules: http://$LISTEN/api/v1/rules   held back: http://$LISTEN/api/v1/alerts/held
+  inspections: http://$LISTEN/api/v1/inspections   coverage: http://$LISTEN/api/v1/inspections/coverage
   faults:    $dir/truth-backfill.jsonl and $dir/truth.jsonl (what the simulator injected)
   inventory: $dir/inventory.yml   data: $dir/data
 

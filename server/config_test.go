@@ -18,7 +18,8 @@ func TestConfigFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if time.Duration(cfg.Retention) != 26*7*24*time.Hour || cfg.MemoryLimit != 4<<30 || cfg.Ingest.MaxLabelNameLength != 128 {
+	if time.Duration(cfg.Retention) != 26*7*24*time.Hour || cfg.MemoryLimit != 4<<30 || cfg.Ingest.MaxLabelNameLength != 128 ||
+		time.Duration(cfg.Inspection.Interval) != 7*24*time.Hour || time.Duration(cfg.Inspection.Recheck) != 2*time.Hour {
 		t.Errorf("parsed %+v: retention, memory limit or a default is wrong", cfg)
 	}
 
@@ -32,6 +33,7 @@ func TestConfigFiles(t *testing.T) {
 		"bad-listen":            `bad-listen.bad.yml:2: listen: "8428" is not host:port`,
 		"bad-version":           `bad-version.bad.yml:1: version: "2" is not a known config version`,
 		"bad-level":             `bad-level.bad.yml:2: log_level: "chatty" is not one of debug, info, warn, error`,
+		"bad-recheck":           "bad-recheck.bad.yml:4: inspection.recheck: 30s is not between 1m and inspection.interval",
 		"decoded-below-request": "decoded-below-request.bad.yml:4: ingest.max_decoded_bytes: 16MiB is below ingest.max_request_bytes",
 	}
 	bad, _ := filepath.Glob("testdata/*.bad.yml")
