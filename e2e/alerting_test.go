@@ -195,7 +195,9 @@ func checkInspections(t *testing.T, s *server, faulty, healthy string) {
 			}
 		}
 	}
-	var cov struct{ Data struct{ Inspected, Kiosks int } }
+	var cov struct {
+		Data struct{ Inspected, Kiosks int }
+	}
 	if resp, err := http.Get(s.url("/api/v1/inspections/coverage")); err == nil {
 		json.NewDecoder(resp.Body).Decode(&cov)
 		resp.Body.Close()
