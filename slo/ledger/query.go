@@ -1,0 +1,253 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+const selectIncident = `SELECT id, kiosk, site, district, provider, fault, category, severity, source, channel,
+	COALESCE(alert_key, ''), state, paused, opened_at, updated_at, cleared_at, resolved_at, closed_at FROM incidents`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanIncident(row rowScanner) (Incident, error) {
+	var inc Incident
+	var paused int
+	var opened, updated int64
+	var cleared, resolved, closed sql.NullInt64
+	err := row.Scan(&inc.ID, &inc.Kiosk, &inc.Site, &inc.District, &inc.Provider, &inc.Fault, &inc.Category, &inc.Severity,
+		&inc.Source, &inc.Channel, &inc.AlertKey, &inc.State, &paused, &opened, &updated, &cleared, &resolved, &closed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Incident{}, ErrNotFound
+	}
+	if err != nil {
+		return Incident{}, fmt.Errorf("ledger: read incident: %w", err)
+	}
+	inc.Paused = paused != 0
+	inc.OpenedAt, inc.UpdatedAt = fromMillis(opened), fromMillis(updated)
+	inc.ClearedAt, inc.ResolvedAt, inc.ClosedAt = fromNull(cleared), fromNull(resolved), fromNull(closed)
+	return inc, nil
+}
+
+func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
+
+func fromNull(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMillis(v.Int64)
+}
+
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMilli()
+}
+
+func jsonData(d EventData) (string, error) {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return "", fmt.Errorf("ledger: encode event data: %w", err)
+	}
+	return string(b), nil
+}
+
+// Incident returns incident id and its events, oldest first.
+func (l *Ledger) Incident(ctx context.Context, id int64) (Incident, []Event, error) {
+	inc, err := scanIncident(l.db.QueryRowContext(ctx, selectIncident+" WHERE id = $1", id))
+	if err != nil {
+		return Incident{}, nil, fmt.Errorf("incident %d: %w", id, err)
+	}
+	events, err := l.events(ctx, "WHERE incident_id = $1 ORDER BY seq", id)
+	return inc, events, err
+}
+
+// Filter selects incidents. Zero fields select all.
+type Filter struct {
+	Kiosk, Site, District, Provider, Fault, Severity, State string
+	// Open: only incidents not resolved.
+	Open bool
+	// From, To: incidents opened in [From, To).
+	From, To time.Time
+	// Limit: at most this many, newest first (0: 1000).
+	Limit int
+}
+
+// Incidents lists the incidents f selects, newest first.
+func (l *Ledger) Incidents(ctx context.Context, f Filter) ([]Incident, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, fmt.Sprintf(cond, len(args)))
+	}
+	for col, v := range map[string]string{"kiosk": f.Kiosk, "site": f.Site, "district": f.District, "provider": f.Provider,
+		"fault": f.Fault, "severity": f.Severity, "state": f.State} {
+		if v != "" {
+			add(col+" = $%d", v)
+		}
+	}
+	if f.Open {
+		where = append(where, "open_key IS NOT NULL")
+	}
+	if !f.From.IsZero() {
+		add("opened_at >= $%d", f.From.UnixMilli())
+	}
+	if !f.To.IsZero() {
+		add("opened_at < $%d", f.To.UnixMilli())
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	q := selectIncident
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(" ORDER BY opened_at DESC, id DESC LIMIT $%d", len(args))
+	rows, err := l.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: list incidents: %w", err)
+	}
+	defer rows.Close()
+	var out []Incident
+	for rows.Next() {
+		inc, err := scanIncident(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, inc)
+	}
+	return out, rows.Err()
+}
+
+// Events returns the events of [from, to) by event time, in chain order,
+// calling fn for each: a month of a large fleet is streamed, not loaded.
+func (l *Ledger) Events(ctx context.Context, from, to time.Time, fn func(Event) error) error {
+	rows, err := l.db.QueryContext(ctx, selectEvents+" WHERE at >= $1 AND at < $2 ORDER BY seq", from.UnixMilli(), to.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("ledger: read events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+const selectEvents = `SELECT seq, incident_id, kind, at, recorded_at, actor, source, data, prev_hash, hash FROM events`
+
+func scanEvent(row rowScanner) (Event, error) {
+	var e Event
+	var at, recorded int64
+	var data string
+	if err := row.Scan(&e.Seq, &e.Incident, &e.Kind, &at, &recorded, &e.Actor, &e.Source, &data, &e.PrevHash, &e.Hash); err != nil {
+		return Event{}, fmt.Errorf("ledger: read event: %w", err)
+	}
+	e.At, e.RecordedAt = fromMillis(at), fromMillis(recorded)
+	if err := json.Unmarshal([]byte(data), &e.Data); err != nil {
+		return Event{}, fmt.Errorf("ledger: event %d data: %w", e.Seq, err)
+	}
+	return e, nil
+}
+
+func (l *Ledger) events(ctx context.Context, where string, args ...any) ([]Event, error) {
+	rows, err := l.db.QueryContext(ctx, selectEvents+" "+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ErrTampered is a broken hash chain: an event was edited, deleted or
+// inserted outside the ledger.
+var ErrTampered = errors.New("the event log's hash chain is broken")
+
+// Verify walks the whole chain and replays the lifecycle, checking every
+// hash, the head, and that the incidents table is what the events make of
+// it. It returns the number of events checked.
+func (l *Ledger) Verify(ctx context.Context) (int64, error) {
+	rows, err := l.db.QueryContext(ctx, selectEvents+" ORDER BY seq")
+	if err != nil {
+		return 0, fmt.Errorf("ledger: read events: %w", err)
+	}
+	defer rows.Close()
+	prev, n := "", int64(0)
+	replayed := map[int64]*Incident{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return n, err
+		}
+		n++
+		if e.Seq != n || e.PrevHash != prev {
+			return n, fmt.Errorf("%w at event %d: it does not follow event %d", ErrTampered, e.Seq, n-1)
+		}
+		want, err := chainHash(prev, &e)
+		if err != nil {
+			return n, err
+		}
+		if want != e.Hash {
+			return n, fmt.Errorf("%w at event %d: its content does not match its hash", ErrTampered, e.Seq)
+		}
+		prev = e.Hash
+		if e.Kind == KindOpened {
+			d := e.Data
+			replayed[e.Incident] = &Incident{ID: e.Incident, Kiosk: d.Kiosk, Site: d.Site, District: d.District, Provider: d.Provider,
+				Fault: d.Fault, Category: d.Category, Severity: d.Severity, Channel: d.Channel, AlertKey: d.AlertKey, State: StateOpen,
+				OpenedAt: e.At, UpdatedAt: e.At}
+			continue
+		}
+		inc := replayed[e.Incident]
+		if inc == nil {
+			return n, fmt.Errorf("%w at event %d: incident %d was never opened", ErrTampered, e.Seq, e.Incident)
+		}
+		if err := apply(inc, &e); err != nil {
+			return n, fmt.Errorf("%w at event %d: %v", ErrTampered, e.Seq, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, err
+	}
+	var headSeq int64
+	var headHash string
+	if err := l.db.QueryRowContext(ctx, "SELECT last_seq, last_hash FROM ledger_head WHERE id = 1").Scan(&headSeq, &headHash); err != nil {
+		return n, fmt.Errorf("ledger: read the chain head: %w", err)
+	}
+	if headSeq != n || headHash != prev {
+		return n, fmt.Errorf("%w: the head says %d events, the log has %d", ErrTampered, headSeq, n)
+	}
+	for id, want := range replayed {
+		got, err := scanIncident(l.db.QueryRowContext(ctx, selectIncident+" WHERE id = $1", id))
+		if err != nil {
+			return n, fmt.Errorf("incident %d: %w", id, err)
+		}
+		if got.State != want.State || got.Severity != want.Severity || got.Paused != want.Paused || !got.ResolvedAt.Equal(want.ResolvedAt) ||
+			!got.ClosedAt.Equal(want.ClosedAt) || got.Kiosk != want.Kiosk || got.Fault != want.Fault || !got.OpenedAt.Equal(want.OpenedAt) {
+			return n, fmt.Errorf("%w: incident %d in the table is not what its events make of it", ErrTampered, id)
+		}
+	}
+	return n, nil
+}
