@@ -295,4 +295,3 @@ func (l *Ledger) dsnForChild(t *testing.T) string {
 	}
 	return fmt.Sprintf("postgres://kioskmon@127.0.0.1:%d/postgres?sslmode=disable", port)
 }
-
