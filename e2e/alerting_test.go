@@ -123,6 +123,7 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 		t.FailNow()
 	}
 	checkInspections(t, s, sim.KioskID(16), sim.KioskID(18))
+	checkIncidents(t, s, got)
 
 	// The same alerts reached the real Alertmanager, with their labels, and
 	// the urgent one was routed to its receiver.
@@ -142,13 +143,48 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 	am.waitNotification(t, "resolved", "hw.paper_jam")
 	delete(got, sim.KioskID(17)+" hw.paper_jam")
 
-	// A restart neither forgets the alerts nor moves their start.
+	// A restart neither forgets the alerts nor moves their start, nor
+	// opens their incidents again.
 	s.stop()
 	s.start()
 	after := firing()
 	for k, a := range got {
 		if b, ok := after[k]; !ok || !b.ActiveAt.Equal(a.ActiveAt) {
 			t.Errorf("after a restart %s: %+v, was %+v", k, b, a)
+		}
+	}
+	checkIncidents(t, s, got)
+}
+
+// checkIncidents: each firing alert opened exactly one incident in the
+// ledger, at the alert's start.
+func checkIncidents(t *testing.T, s *server, firing map[string]apiAlert) {
+	t.Helper()
+	resp, err := http.Get(s.url("/api/v1/incidents"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reply struct {
+		Data struct {
+			Incidents []struct {
+				Kiosk, Fault, Severity, Source string
+				OpenedAt                       time.Time `json:"opened_at"`
+			}
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&reply)
+	count := map[string]int{}
+	for _, inc := range reply.Data.Incidents {
+		k := inc.Kiosk + " " + inc.Fault
+		count[k]++
+		if a, ok := firing[k]; ok && (!inc.OpenedAt.Equal(a.ActiveAt.Truncate(time.Millisecond)) || inc.Severity != a.Labels["severity"] || inc.Source != "alert") {
+			t.Errorf("incident of %s: %+v, want opened at %s with severity %s by the alert", k, inc, a.ActiveAt, a.Labels["severity"])
+		}
+	}
+	for k := range firing {
+		if count[k] != 1 {
+			t.Errorf("%d incidents for %s, want 1 (all: %+v)", count[k], k, reply.Data.Incidents)
 		}
 	}
 }

@@ -25,8 +25,10 @@ type Config struct {
 	Rules RulesConfig `yaml:"rules"`
 	// Inspection configures the remote inspection (巡检).
 	Inspection InspectionConfig `yaml:"inspection"`
-	WAL        WALConfig        `yaml:"wal"`
-	Ingest     IngestConfig     `yaml:"ingest"`
+	// SLA configures the incident ledger.
+	SLA    SLAConfig    `yaml:"sla"`
+	WAL    WALConfig    `yaml:"wal"`
+	Ingest IngestConfig `yaml:"ingest"`
 	// InventoryPoll is how often the inventory file is checked for changes.
 	InventoryPoll yamlfile.Duration `yaml:"inventory_poll"`
 	// ShutdownTimeout bounds the wait for in-flight requests on shutdown.
@@ -59,6 +61,15 @@ type InspectionConfig struct {
 	Recheck yamlfile.Duration `yaml:"recheck"`
 	// Disable turns inspections off.
 	Disable bool `yaml:"disable"`
+}
+
+// SLAConfig configures the incident ledger.
+type SLAConfig struct {
+	// Ledger is the ledger's database: "" is SQLite in the data directory,
+	// postgres://USER@HOST/DB is PostgreSQL.
+	Ledger string `yaml:"ledger"`
+	// ResolveAfter: an incident resolves once its fault stays clear this long.
+	ResolveAfter yamlfile.Duration `yaml:"resolve_after"`
 }
 
 // QueryConfig configures the Prometheus-compatible query API.
@@ -121,6 +132,7 @@ func DefaultConfig() Config {
 		Query: QueryConfig{
 			LatencyOffset: yamlfile.Duration(5 * time.Second),
 		},
+		SLA:        SLAConfig{ResolveAfter: yamlfile.Duration(10 * time.Minute)},
 		Inspection: InspectionConfig{Interval: yamlfile.Duration(14 * 24 * time.Hour), Recheck: yamlfile.Duration(time.Hour)},
 		WAL:        WALConfig{CheckpointInterval: yamlfile.Duration(30 * time.Second), CommitDelay: yamlfile.Duration(2 * time.Millisecond)},
 		Ingest: IngestConfig{
@@ -210,6 +222,9 @@ func (c *Config) Validate() error {
 		case time.Duration(ins.Recheck) < time.Minute || ins.Recheck > ins.Interval:
 			return fail("%s is not between 1m and inspection.interval", "inspection.recheck", ins.Recheck)
 		}
+	}
+	if time.Duration(c.SLA.ResolveAfter) < 0 || time.Duration(c.SLA.ResolveAfter) > 24*time.Hour {
+		return fail("%s is not between 0 and 24h", "sla.resolve_after", c.SLA.ResolveAfter)
 	}
 	if time.Duration(c.WAL.CheckpointInterval) < time.Second {
 		return fail("%s is shorter than 1s", "wal.checkpoint_interval", c.WAL.CheckpointInterval)

@@ -35,6 +35,9 @@ import (
 	"github.com/kioskmon/kioskmon/ingest/inventory"
 	"github.com/kioskmon/kioskmon/ingest/store"
 	"github.com/kioskmon/kioskmon/ingest/wal"
+	"github.com/kioskmon/kioskmon/slo/api"
+	"github.com/kioskmon/kioskmon/slo/intake"
+	"github.com/kioskmon/kioskmon/slo/ledger"
 )
 
 // Version is set at build time.
@@ -113,13 +116,33 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		return fmt.Errorf("rules: %w", err)
 	}
 	mux.Handle("/api/v1/rules/backtest", readAuth.wrap(evaluator.BacktestHandler(evCfg, storeQuerier{st})))
-	var openAlerts inspection.AlertSource
+	// The incident ledger: every graded fault becomes an incident.
+	ledg, err := ledger.Open(ctx, cfg.SLA.Ledger, filepath.Join(cfg.Data, "sla"))
+	if err != nil {
+		return fmt.Errorf("incident ledger: %w (see --ledger)", err)
+	}
+	defer ledg.Close()
+	level.Info(logger).Log("msg", "incident ledger open", "backend", ledg.Backend())
+	intakeCfg := intake.Config{ResolveAfter: time.Duration(cfg.SLA.ResolveAfter)}
+	var ev *evaluator.Evaluator
 	if !cfg.Rules.Disable {
-		ev, err := newEvaluator(evCfg, st, self, logger)
-		if err != nil {
+		if ev, err = newEvaluator(evCfg, st, self, logger); err != nil {
 			return err
 		}
+		intakeCfg.Firing = ev.Alerts
+	}
+	in := intake.New(intakeCfg, ledg, storeQuerier{st}, log.With(logger, "component", "sla"), self)
+	mux.Handle("/api/v1/sla/alertmanager", readAuth.wrap(in.WebhookHandler()))
+	(&api.Handler{Ledger: ledg}).Register(mux, readAuth.wrap)
+	intakeCtx, stopIntake := context.WithCancel(ctx)
+	intakeDone := make(chan struct{})
+	go func() { defer close(intakeDone); in.Run(intakeCtx) }()
+	defer func() { stopIntake(); <-intakeDone }()
+
+	var openAlerts inspection.AlertSource
+	if ev != nil {
 		openAlerts = ev
+		ev.AddSink(in)
 		mux.Handle("/api/v1/alerts", readAuth.wrap(ev.AlertsHandler()))
 		mux.Handle("/api/v1/alerts/held", readAuth.wrap(ev.HeldHandler()))
 		mux.Handle("/api/v1/rules", readAuth.wrap(ev.RulesHandler()))

@@ -127,7 +127,8 @@ type OverdueKiosk struct {
 // Coverage computes the fleet's inspection coverage at at.
 func (in *Inspector) Coverage(at time.Time) Coverage {
 	last := in.LastInspections()
-	c := Coverage{At: at.UTC(), Interval: in.cfg.Interval.String(), ByProvider: map[string][2]int{}, ByDistrict: map[string][2]int{}}
+	c := Coverage{At: at.UTC(), Interval: in.cfg.Interval.String(), ByProvider: map[string][2]int{}, ByDistrict: map[string][2]int{},
+		Overdue: []OverdueKiosk{}}
 	for _, k := range in.cfg.Kiosks() {
 		c.Kiosks++
 		p, d := c.ByProvider[k.Provider], c.ByDistrict[k.District]

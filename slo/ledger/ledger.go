@@ -235,6 +235,16 @@ func (l *Ledger) OpenIncident(ctx context.Context, req OpenRequest) (inc Inciden
 	case req.At.IsZero():
 		return Incident{}, false, fmt.Errorf("%w: the fault's start is required", ErrInvalid)
 	}
+	if req.AlertKey != "" {
+		// The common case of a repeated delivery needs no write transaction.
+		existing, err := scanIncident(l.db.QueryRowContext(ctx, selectIncident+" WHERE alert_key = $1", req.AlertKey))
+		if err == nil {
+			return existing, false, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Incident{}, false, err
+		}
+	}
 	err = l.write(ctx, func(tx *sql.Tx, h *head) error {
 		now := l.now().UTC()
 		if req.AlertKey != "" {
