@@ -160,7 +160,9 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 // ledger, at the alert's start.
 func checkIncidents(t *testing.T, s *server, firing map[string]apiAlert) {
 	t.Helper()
-	resp, err := http.Get(s.url("/api/v1/incidents"))
+	req, _ := http.NewRequest("GET", s.url("/api/v1/incidents"), nil)
+	req.Header.Set("Authorization", "Bearer "+s.adminToken())
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

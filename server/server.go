@@ -35,6 +35,7 @@ import (
 	"github.com/kioskmon/kioskmon/ingest/inventory"
 	"github.com/kioskmon/kioskmon/ingest/store"
 	"github.com/kioskmon/kioskmon/ingest/wal"
+	"github.com/kioskmon/kioskmon/slo/access"
 	"github.com/kioskmon/kioskmon/slo/api"
 	"github.com/kioskmon/kioskmon/slo/intake"
 	"github.com/kioskmon/kioskmon/slo/ledger"
@@ -131,9 +132,19 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		}
 		intakeCfg.Firing = ev.Alerts
 	}
+	tokens, adminTokenPath, err := access.Open(cfg.Data)
+	if err != nil {
+		return fmt.Errorf("incident API tokens: %w", err)
+	}
+	if adminTokenPath != "" {
+		level.Info(logger).Log("msg", "created the first admin token; use it to issue others (kioskmon tokens add)", "path", adminTokenPath)
+	}
+	denied := deniedCounter(self)
+	tokens.Register(mux, denied)
 	in := intake.New(intakeCfg, ledg, storeQuerier{st}, log.With(logger, "component", "sla"), self)
-	mux.Handle("/api/v1/sla/alertmanager", readAuth.wrap(in.WebhookHandler()))
-	(&api.Handler{Ledger: ledg}).Register(mux, readAuth.wrap)
+	mux.Handle("/api/v1/sla/alertmanager", tokens.Require(access.Engineer, denied, in.WebhookHandler()))
+	(&api.Handler{Ledger: ledg, Access: tokens, Describe: describeReport(evCfg, kiosks), Severities: severityLevels(evCfg),
+		Denied: denied}).Register(mux)
 	intakeCtx, stopIntake := context.WithCancel(ctx)
 	intakeDone := make(chan struct{})
 	go func() { defer close(intakeDone); in.Run(intakeCtx) }()

@@ -273,3 +273,22 @@ func (rb *Rulebook) Fault(id string) *Fault {
 	}
 	return nil
 }
+
+// Severity is the severity of fault id for a kiosk of provider under preset,
+// with the provider's contract override applied, as the compiled rules
+// label its alerts; "" if there is no such fault.
+func (rb *Rulebook) Severity(id, preset, provider string) string {
+	if preset == "" {
+		preset = rb.Preset
+	}
+	f := rb.Fault(id)
+	if f == nil {
+		return ""
+	}
+	for _, o := range rb.Overrides {
+		if o.Fault == id && o.Provider == provider && o.Severity[preset] != "" {
+			return o.Severity[preset]
+		}
+	}
+	return f.Severity[preset]
+}

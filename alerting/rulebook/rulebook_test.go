@@ -143,6 +143,17 @@ func TestProviderOverride(t *testing.T) {
 	if len(lines) != 1 || lines[0] != "hw.paper_out\thardware\tmoderate\tOut of paper" {
 		t.Fatalf("list: %q", lines)
 	}
+	// A person's report is graded as the compiled rules grade the alert.
+	for _, c := range []struct{ preset, provider, want string }{
+		{"", "acme-om", "severe"}, {"", "other", "general"}, {"db12-1060", "acme-om", "minor"}, {"db12-1060", "", "moderate"},
+	} {
+		if got := rb.Severity("hw.paper_out", c.preset, c.provider); got != c.want {
+			t.Errorf("Severity(hw.paper_out, %q, %q) = %q, want %q", c.preset, c.provider, got, c.want)
+		}
+	}
+	if got := rb.Severity("hw.nope", "", ""); got != "" {
+		t.Errorf("Severity of an unknown fault = %q", got)
+	}
 }
 
 func TestRuleUnitTestsWithPromtool(t *testing.T) {

@@ -22,6 +22,9 @@ usage:
   kioskmon serve [flags]              run the server (see kioskmon serve --help)
   kioskmon kiosks add|token|list ...  manage the kiosk inventory
   kioskmon rules check|list|export    the grading rulebook (see kioskmon rules)
+  kioskmon incidents list|show|report-fault|ack|dispatch|arrive|resolve|close ...
+                                      the incident ledger (see kioskmon incidents help)
+  kioskmon tokens add|list|revoke     API tokens and their roles
   kioskmon version                    print the version
 `
 
@@ -42,6 +45,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runKiosks(args[1:], stdout, stderr)
 	case "rules":
 		err = runRules(args[1:], stdout, stderr)
+	case "incidents":
+		err = runIncidents(args[1:], stdout, stderr)
+	case "tokens":
+		err = runTokens(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "kioskmon", version)
 	case "help", "-h", "--help":
