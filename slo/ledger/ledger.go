@@ -223,17 +223,8 @@ type OpenRequest struct {
 // and fault (a recurrence of a cleared fault is recorded on it; a person's
 // report is recorded as reported). created says which.
 func (l *Ledger) OpenIncident(ctx context.Context, req OpenRequest) (inc Incident, created bool, err error) {
-	switch {
-	case req.Kiosk == "" || req.Fault == "":
-		return Incident{}, false, fmt.Errorf("%w: kiosk and fault are required", ErrInvalid)
-	case req.Severity == "":
-		return Incident{}, false, fmt.Errorf("%w: severity is required", ErrInvalid)
-	case req.Actor == "" || req.Source == "":
-		return Incident{}, false, fmt.Errorf("%w: actor and source are required", ErrInvalid)
-	case !containsString(Channels, req.Channel):
-		return Incident{}, false, fmt.Errorf("%w: channel %q is not one of %v", ErrInvalid, req.Channel, Channels)
-	case req.At.IsZero():
-		return Incident{}, false, fmt.Errorf("%w: the fault's start is required", ErrInvalid)
+	if err := req.check(); err != nil {
+		return Incident{}, false, err
 	}
 	if req.AlertKey != "" {
 		// The common case of a repeated delivery needs no write transaction.
@@ -280,28 +271,50 @@ func (l *Ledger) OpenIncident(ctx context.Context, req OpenRequest) (inc Inciden
 		case !errors.Is(err, ErrNotFound):
 			return err
 		}
-		h.incident++
-		inc = Incident{ID: h.incident, Kiosk: req.Kiosk, Site: req.Site, District: req.District, Provider: req.Provider,
-			Fault: req.Fault, Category: req.Category, Severity: req.Severity, Source: req.Source, Channel: req.Channel,
-			AlertKey: req.AlertKey, State: StateOpen, OpenedAt: req.At.UTC(), UpdatedAt: req.At.UTC()}
-		var alertKey any
-		if req.AlertKey != "" {
-			alertKey = req.AlertKey
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO incidents (id, kiosk, site, district, provider, fault, category, severity,
-			source, channel, alert_key, open_key, state, paused, opened_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)`,
-			inc.ID, inc.Kiosk, inc.Site, inc.District, inc.Provider, inc.Fault, inc.Category, inc.Severity, inc.Source,
-			inc.Channel, alertKey, openKey(inc.Kiosk, inc.Fault), inc.State, inc.OpenedAt.UnixMilli(), inc.UpdatedAt.UnixMilli()); err != nil {
-			return fmt.Errorf("ledger: insert incident: %w", err)
-		}
-		e := Event{Incident: inc.ID, Kind: KindOpened, At: inc.OpenedAt, RecordedAt: now, Actor: req.Actor, Source: req.Source,
-			Data: EventData{Kiosk: req.Kiosk, Site: req.Site, District: req.District, Provider: req.Provider, Fault: req.Fault,
-				Category: req.Category, Severity: req.Severity, Channel: req.Channel, AlertKey: req.AlertKey}}
 		created = true
-		return appendEvent(ctx, tx, h, &e)
+		inc, err = insertIncident(ctx, tx, h, req, now)
+		return err
 	})
 	return inc, created, err
+}
+
+func (req *OpenRequest) check() error {
+	switch {
+	case req.Kiosk == "" || req.Fault == "":
+		return fmt.Errorf("%w: kiosk and fault are required", ErrInvalid)
+	case req.Severity == "":
+		return fmt.Errorf("%w: severity is required", ErrInvalid)
+	case req.Actor == "" || req.Source == "":
+		return fmt.Errorf("%w: actor and source are required", ErrInvalid)
+	case !containsString(Channels, req.Channel):
+		return fmt.Errorf("%w: channel %q is not one of %v", ErrInvalid, req.Channel, Channels)
+	case req.At.IsZero():
+		return fmt.Errorf("%w: the fault's start is required", ErrInvalid)
+	}
+	return nil
+}
+
+// insertIncident inserts a new open incident and its opened event.
+func insertIncident(ctx context.Context, tx *sql.Tx, h *head, req OpenRequest, now time.Time) (Incident, error) {
+	h.incident++
+	inc := Incident{ID: h.incident, Kiosk: req.Kiosk, Site: req.Site, District: req.District, Provider: req.Provider,
+		Fault: req.Fault, Category: req.Category, Severity: req.Severity, Source: req.Source, Channel: req.Channel,
+		AlertKey: req.AlertKey, State: StateOpen, OpenedAt: req.At.UTC(), UpdatedAt: req.At.UTC()}
+	var alertKey any
+	if req.AlertKey != "" {
+		alertKey = req.AlertKey
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO incidents (id, kiosk, site, district, provider, fault, category, severity,
+		source, channel, alert_key, open_key, state, paused, opened_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, $14, $15)`,
+		inc.ID, inc.Kiosk, inc.Site, inc.District, inc.Provider, inc.Fault, inc.Category, inc.Severity, inc.Source,
+		inc.Channel, alertKey, openKey(inc.Kiosk, inc.Fault), inc.State, inc.OpenedAt.UnixMilli(), inc.UpdatedAt.UnixMilli()); err != nil {
+		return Incident{}, fmt.Errorf("ledger: insert incident: %w", err)
+	}
+	e := Event{Incident: inc.ID, Kind: KindOpened, At: inc.OpenedAt, RecordedAt: now, Actor: req.Actor, Source: req.Source,
+		Data: EventData{Kiosk: req.Kiosk, Site: req.Site, District: req.District, Provider: req.Provider, Fault: req.Fault,
+			Category: req.Category, Severity: req.Severity, Channel: req.Channel, AlertKey: req.AlertKey}}
+	return inc, appendEvent(ctx, tx, h, &e)
 }
 
 // Record appends an event to incident id, if the lifecycle allows it.

@@ -1,0 +1,76 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func personOpen(kiosk, fault string, at time.Time) OpenRequest {
+	o := alertOpen(kiosk, fault, "", at)
+	o.Source, o.Channel, o.Actor = "person", "phone", "li.wei"
+	return o
+}
+
+func TestImportAndHistories(t *testing.T) {
+	eachBackend(t, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		ev := func(kind string, at time.Time, d EventData) Event {
+			return Event{Kind: kind, At: at, Actor: "import", Source: "itsm", Data: d}
+		}
+		good := []History{
+			{Open: personOpen("k1", "hw.paper_out", t0), Events: []Event{
+				ev(KindAcknowledged, t0.Add(10*time.Minute), EventData{}),
+				ev(KindArrived, t0.Add(time.Hour), EventData{Proof: ProofAPI}),
+				ev(KindResolved, t0.Add(2*time.Hour), EventData{}),
+			}},
+			{Open: personOpen("k2", "hw.paper_out", t0.Add(time.Minute))},
+			{Open: personOpen("k3", "hw.paper_out", t0.AddDate(0, 1, 0))}, // next month
+		}
+		// An impossible history fails the whole batch: nothing is imported.
+		bad := append(good[:2:2], History{Open: personOpen("k4", "hw.paper_out", t0), Events: []Event{
+			ev(KindClosed, t0.Add(time.Hour), EventData{Satisfaction: 5})}})
+		if _, err := l.Import(ctx, bad); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "history 2") {
+			t.Fatalf("import of an impossible history: %v", err)
+		}
+		if incs, _ := l.Incidents(ctx, Filter{}); len(incs) != 0 {
+			t.Fatalf("a failed import left %d incidents", len(incs))
+		}
+		ids, err := l.Import(ctx, good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != 3 {
+			t.Fatalf("ids %v", ids)
+		}
+		// Imported incidents continue the chain: a live incident comes after.
+		if _, _, err := l.OpenIncident(ctx, alertOpen("k9", "hw.paper_jam", "k9@x", t0.Add(3*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := l.Verify(ctx); err != nil || n != 7 {
+			t.Fatalf("Verify: %d events, %v", n, err)
+		}
+		var got []string
+		err = l.Histories(ctx, t0.Add(-time.Hour), t0.AddDate(0, 0, 7), func(inc Incident, events []Event) error {
+			var kinds []string
+			for _, e := range events {
+				if e.Incident != inc.ID {
+					return fmt.Errorf("event %d of incident %d given with incident %d", e.Seq, e.Incident, inc.ID)
+				}
+				kinds = append(kinds, e.Kind)
+			}
+			got = append(got, inc.Kiosk+":"+inc.State+":"+strings.Join(kinds, ","))
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "k1:resolved:opened,acknowledged,arrived,resolved k2:open:opened k9:open:opened"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("histories:\n got %s\nwant %s", strings.Join(got, " "), want)
+		}
+	})
+}
