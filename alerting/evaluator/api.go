@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,7 @@ func (e *Evaluator) RulesHandler() http.Handler {
 		alerts := e.Alerts()
 		e.mu.Lock()
 		lastRun, lastDur := e.lastRun, e.lastDur
+		ruleDur := slices.Clone(e.ruleDur)
 		lastErr := make(map[string]string, len(e.lastErr))
 		for k, v := range e.lastErr {
 			lastErr[k] = v.Error()
@@ -86,7 +88,7 @@ func (e *Evaluator) RulesHandler() http.Handler {
 		}
 		groups := map[string]*apiGroup{}
 		var order []string
-		for _, rule := range e.rules {
+		for i, rule := range e.rules {
 			name := "kioskmon-" + rule.Category
 			g := groups[name]
 			if g == nil {
@@ -97,7 +99,7 @@ func (e *Evaluator) RulesHandler() http.Handler {
 			}
 			ar := apiRule{State: StateInactive, Name: rule.Name, Query: strings.TrimSpace(rule.Expr), Duration: rule.For.Seconds(),
 				KeepFiringFor: rule.KeepFiringFor.Seconds(), Labels: rule.Labels, Annotations: rule.Annotations,
-				Alerts: []apiAlert{}, Health: "ok", Type: "alerting", LastEvaluation: lastRun}
+				Alerts: []apiAlert{}, Health: "ok", Type: "alerting", LastEvaluation: lastRun, EvaluationTime: ruleDur[i].Seconds()}
 			if msg, bad := lastErr[rule.Name]; bad {
 				ar.Health, ar.LastError = "err", msg
 			}
@@ -148,9 +150,9 @@ func BacktestHandler(cfg Config, q Querier) http.Handler {
 					}
 				}
 				if err == nil {
-					var incidents []Incident
-					if incidents, err = Backtest(r.Context(), cfg, q, from, to, step); err == nil {
-						writeJSON(w, map[string]any{"incidents": incidents})
+					var res BacktestResult
+					if res, err = Backtest(r.Context(), cfg, q, from, to, step); err == nil {
+						writeJSON(w, map[string]any{"incidents": res.Incidents, "stats": backtestStats(res)})
 						return
 					}
 				}
@@ -160,4 +162,18 @@ func BacktestHandler(cfg Config, q Querier) http.Handler {
 		w.WriteHeader(http.StatusBadRequest)
 		json.NewEncoder(w).Encode(map[string]any{"status": "error", "errorType": "bad_data", "error": err.Error()})
 	})
+}
+
+// backtestStats is a backtest's cost in seconds, for make bench: every
+// cycle's wall time, and each rule's time summed over the cycles.
+func backtestStats(res BacktestResult) map[string]any {
+	cycles := make([]float64, len(res.Cycles))
+	for i, d := range res.Cycles {
+		cycles[i] = d.Seconds()
+	}
+	rules := make(map[string]float64, len(res.Rules))
+	for name, d := range res.Rules {
+		rules[name] = d.Seconds()
+	}
+	return map[string]any{"cycleSeconds": cycles, "ruleSeconds": rules}
 }

@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"text/template"
 	"time"
 
@@ -65,6 +67,9 @@ type Alert struct {
 	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
 	// LastSeenAt is the last evaluation whose result held the alert.
 	LastSeenAt time.Time `json:"lastSeenAt"`
+	// annotated: Annotations were expanded by this process for Value (a
+	// restored alert's come from a rulebook that may have changed since).
+	annotated bool
 }
 
 // Held is an alert the suppression did not let start, and why.
@@ -94,6 +99,7 @@ type Rule struct {
 	Labels, Annotations   map[string]string
 	Scope                 []string
 	annotations           map[string]*template.Template
+	duration              *metrics.Histogram // kioskmon_rule_evaluation_duration_seconds{rule}
 }
 
 // Suppression reasons.
@@ -119,6 +125,12 @@ type Config struct {
 	IsOpen func(site string, t time.Time) bool
 	// Timeout bounds one cycle. Default: the rulebook's interval.
 	Timeout time.Duration
+	// Concurrency bounds the rules whose queries run at once (Prometheus'
+	// --rules.max-concurrent-evals, vmalert's group concurrency). Results
+	// are still applied one rule after another in the rulebook's order, so
+	// it changes how long a cycle takes, never what it decides. Default:
+	// GOMAXPROCS.
+	Concurrency int
 }
 
 // Evaluator runs the rules.
@@ -136,6 +148,10 @@ type Evaluator struct {
 	lastRun time.Time
 	lastErr map[string]error
 	lastDur time.Duration
+	// ruleDur is each rule's cost in the last cycle (query and applying
+	// its result), indexed like rules; the next cycle starts the costliest
+	// queries first.
+	ruleDur []time.Duration
 
 	self         *metrics.Set
 	evalDuration *metrics.Histogram
@@ -161,6 +177,9 @@ func New(cfg Config, q Querier, logger log.Logger, self *metrics.Set) (*Evaluato
 		alerts: map[uint64]*Alert{}, held: map[uint64]*Held{}, lastErr: map[string]error{}}
 	if e.cfg.Timeout <= 0 {
 		e.cfg.Timeout = max(e.interval, 30*time.Second)
+	}
+	if e.cfg.Concurrency <= 0 {
+		e.cfg.Concurrency = runtime.GOMAXPROCS(0)
 	}
 	for _, g := range groups.Groups {
 		for _, r := range g.Rules {
@@ -192,6 +211,12 @@ func New(cfg Config, q Querier, logger log.Logger, self *metrics.Set) (*Evaluato
 	}
 	e.self, e.counts = self, map[string]int{}
 	e.evalDuration = self.NewHistogram("kioskmon_rules_evaluation_seconds")
+	for _, r := range e.rules {
+		// GetOrCreate: two rules may share an alert name (they are one alert
+		// to Prometheus too), and then share the histogram.
+		r.duration = self.GetOrCreateHistogram(fmt.Sprintf(`kioskmon_rule_evaluation_duration_seconds{rule=%q}`, r.Name))
+	}
+	e.ruleDur = make([]time.Duration, len(e.rules))
 	for _, state := range []string{StatePending, StateFiring, "held"} {
 		self.NewGauge(fmt.Sprintf(`kioskmon_alerts{state=%q}`, state), func() float64 {
 			e.mu.Lock()
@@ -248,21 +273,67 @@ func fingerprint(labels map[string]string) uint64 {
 	return h.Sum64()
 }
 
+// ruleResult is what one rule's query returned in a cycle.
+type ruleResult struct {
+	samples []Sample
+	err     error
+	took    time.Duration
+}
+
+// queryRules runs every rule's query at at, at most cfg.Concurrency at
+// once, costliest (by the last cycle) first so the slow ones do not start
+// last. It takes no lock: the queries are most of a cycle, and the API
+// keeps answering meanwhile.
+func (e *Evaluator) queryRules(ctx context.Context, at time.Time, prev []time.Duration) []ruleResult {
+	order := make([]int, len(e.rules))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return int(prev[b] - prev[a]) })
+	results := make([]ruleResult, len(e.rules))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(e.cfg.Concurrency, len(e.rules)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1)) - 1
+				if n >= len(order) {
+					return
+				}
+				i := order[n]
+				start := time.Now()
+				samples, err := e.q.Query(ctx, e.rules[i].Expr, at)
+				results[i] = ruleResult{samples: samples, err: err, took: time.Since(start)}
+			}
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
 // Eval runs one cycle at time at.
 func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
 	inService := e.kiosksInServiceMode(ctx, at)
+	e.mu.Lock()
+	prev := slices.Clone(e.ruleDur)
+	e.mu.Unlock()
+	results := e.queryRules(ctx, at, prev)
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var transitions []Transition
 	seen := map[uint64]bool{}
 	heldNow := map[uint64]*Held{}
-	for _, r := range e.rules {
-		samples, err := e.q.Query(ctx, r.Expr, at)
-		if err != nil {
+	down := e.kiosksDown()
+	for i, r := range e.rules {
+		applyStart := time.Now()
+		res := results[i]
+		if err := res.err; err != nil {
 			e.lastErr[r.Name] = err
 			e.self.GetOrCreateCounter(fmt.Sprintf(`kioskmon_rules_evaluation_failures_total{fault=%q}`, r.Fault)).Inc()
 			level.Warn(e.logger).Log("msg", "rule evaluation failed; its alerts keep their state", "rule", r.Name, "err", err)
@@ -272,10 +343,12 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 					seen[fp] = true
 				}
 			}
+			e.ruleDur[i] = res.took + time.Since(applyStart)
+			r.duration.Update(e.ruleDur[i].Seconds())
 			continue
 		}
 		delete(e.lastErr, r.Name)
-		for _, s := range samples {
+		for _, s := range res.samples {
 			labels := make(map[string]string, len(s.Labels)+len(r.Labels)+1)
 			for _, l := range s.Labels {
 				if l.Name != "__name__" {
@@ -290,7 +363,7 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 			seen[fp] = true
 			a := e.alerts[fp]
 			if a == nil || a.State == StateInactive {
-				if reason := e.holdReason(r, labels, inService, at); reason != "" {
+				if reason := e.holdReason(r, labels, inService, down, at); reason != "" {
 					h := e.held[fp]
 					if h == nil {
 						h = &Held{Labels: labels, Reason: reason, Since: at}
@@ -303,13 +376,21 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 				e.alerts[fp] = a
 				transitions = append(transitions, Transition{Alert: *a, From: StateInactive, To: StatePending, At: at})
 			}
+			// The annotations depend on the labels (the same for the same
+			// fingerprint) and the value only: expand them again only when
+			// the value moved, not for every firing alert on every cycle.
+			if !a.annotated || a.Value != s.Value {
+				a.Annotations, a.annotated = r.expand(labels, s.Value), true
+			}
 			a.Value, a.LastSeenAt = s.Value, at
-			a.Annotations = r.expand(labels, s.Value)
 			if a.State == StatePending && at.Sub(a.ActiveAt) >= r.For {
 				a.State, a.FiredAt = StateFiring, at
 				transitions = append(transitions, Transition{Alert: *a, From: StatePending, To: StateFiring, At: at})
+				down.note(a)
 			}
 		}
+		e.ruleDur[i] = res.took + time.Since(applyStart)
+		r.duration.Update(e.ruleDur[i].Seconds())
 	}
 	rulesByName := map[string]*Rule{}
 	for _, r := range e.rules {
@@ -375,23 +456,47 @@ func (e *Evaluator) kiosksInServiceMode(ctx context.Context, at time.Time) map[s
 	return in
 }
 
+// downKiosks maps a kiosk to why its peripherals cannot be judged now:
+// its kiosk.offline or net.link_down alert is firing. It is built once a
+// cycle and kept up to date as alerts fire, so holding back is one map
+// lookup a sample instead of a walk over every alert.
+type downKiosks map[string]string
+
+// kiosksDown indexes the firing offline and link-down alerts.
+func (e *Evaluator) kiosksDown() downKiosks {
+	down := downKiosks{}
+	for _, a := range e.alerts {
+		down.note(a)
+	}
+	return down
+}
+
+// note records a if it is a firing offline or link-down alert. Offline
+// wins over link down: a kiosk that sends nothing is the larger outage.
+func (d downKiosks) note(a *Alert) {
+	if a.State != StateFiring {
+		return
+	}
+	kiosk := a.Labels["kiosk"]
+	switch a.Labels["fault"] {
+	case faults.KioskOffline:
+		d[kiosk] = HeldOffline
+	case faults.LinkDown:
+		if d[kiosk] == "" {
+			d[kiosk] = HeldLinkDown
+		}
+	}
+}
+
 // holdReason says why a new alert must not start now, or "".
-func (e *Evaluator) holdReason(r *Rule, labels map[string]string, inService map[string]bool, at time.Time) string {
+func (e *Evaluator) holdReason(r *Rule, labels map[string]string, inService map[string]bool, down downKiosks, at time.Time) string {
 	kiosk := labels["kiosk"]
 	if inService[kiosk] {
 		return HeldServiceMode
 	}
 	if slices.Contains(r.Scope, "peripheral") {
-		for _, a := range e.alerts {
-			if a.State != StateFiring || a.Labels["kiosk"] != kiosk {
-				continue
-			}
-			switch a.Labels["fault"] {
-			case faults.KioskOffline:
-				return HeldOffline
-			case faults.LinkDown:
-				return HeldLinkDown
-			}
+		if reason := down[kiosk]; reason != "" {
+			return reason
 		}
 	}
 	if (slices.Contains(r.Scope, "service_hours") || r.Fault == faults.KioskOffline) && e.cfg.IsOpen != nil && !e.cfg.IsOpen(labels["site"], at) {

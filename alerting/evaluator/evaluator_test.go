@@ -3,11 +3,13 @@ package evaluator
 import (
 	"context"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/go-kit/log"
 
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
@@ -208,5 +210,59 @@ func TestSuppression(t *testing.T) {
 	e.Eval(context.Background(), at(6))
 	if s := states(e)["sw_service_unresponsive/k4"]; s != StateFiring {
 		t.Fatalf("the site opened (for 0): %q", s)
+	}
+}
+
+// slowStorage delays some expressions, so that with concurrency their
+// results arrive after those of rules later in the rulebook's order.
+type slowStorage struct {
+	*fakeStorage
+	delay map[string]time.Duration
+}
+
+func (s slowStorage) Query(ctx context.Context, q string, at time.Time) ([]Sample, error) {
+	time.Sleep(s.delay[strings.TrimSpace(q)])
+	return s.fakeStorage.Query(ctx, q, at)
+}
+
+// Concurrent queries change how long a cycle takes, not what it decides:
+// an offline alert that fires in a cycle still holds back the peripheral
+// alerts of the same cycle, though its query finished last.
+func TestConcurrencyDecidesNothing(t *testing.T) {
+	rb, err := rulebook.Parse([]byte(book), "book.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	run := func(concurrency int) ([]Transition, []Held, string) {
+		st := slowStorage{&fakeStorage{kiosks: map[string][]string{}}, map[string]time.Duration{"offline_expr": 20 * time.Millisecond}}
+		self := metrics.NewSet()
+		e, err := New(Config{Rulebook: rb, Concurrency: concurrency}, st, log.NewNopLogger(), self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		e.AddSink(rec)
+		st.set("offline_expr", "k1")
+		for m := 0; m <= 3; m++ {
+			if m == 2 { // k1's offline alert fires in this cycle
+				st.set("paper_expr", "k1", "k2")
+			}
+			e.Eval(context.Background(), t0.Add(time.Duration(m)*time.Minute))
+		}
+		var b strings.Builder
+		self.WritePrometheus(&b)
+		return rec.got, e.HeldAlerts(), b.String()
+	}
+	seq, seqHeld, _ := run(1)
+	conc, concHeld, exposed := run(4)
+	if len(seqHeld) != 1 || seqHeld[0].Reason != HeldOffline || seqHeld[0].Labels["kiosk"] != "k1" {
+		t.Fatalf("held, one at a time: %+v", seqHeld)
+	}
+	if !reflect.DeepEqual(seq, conc) || !reflect.DeepEqual(seqHeld, concHeld) {
+		t.Fatalf("concurrency changed the outcome:\none at a time %+v held %+v\nconcurrent %+v held %+v", seq, seqHeld, conc, concHeld)
+	}
+	if !strings.Contains(exposed, `kioskmon_rule_evaluation_duration_seconds_count{rule="kiosk_offline"} 4`) {
+		t.Fatalf("no per-rule evaluation time in:\n%s", exposed)
 	}
 }
