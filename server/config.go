@@ -46,6 +46,8 @@ type RulesConfig struct {
 	Preset string `yaml:"preset"`
 	// Disable turns rule evaluation off (a vmalert evaluates instead).
 	Disable bool `yaml:"disable"`
+	// MaxConcurrent bounds the rules whose queries run at once (0: GOMAXPROCS).
+	MaxConcurrent int `yaml:"max_concurrent"`
 	// Alertmanagers receive the alerts (all of them: an HA cluster).
 	Alertmanagers []string `yaml:"alertmanagers"`
 	// ExternalURL is how people reach kioskmon, for links in alerts.
@@ -214,6 +216,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Query.MaxConcurrent < 0 {
 		return fail("%d is negative", "query.max_concurrent", c.Query.MaxConcurrent)
+	}
+	if c.Rules.MaxConcurrent < 0 {
+		return fail("%d is negative", "rules.max_concurrent", c.Rules.MaxConcurrent)
 	}
 	if ins := c.Inspection; !ins.Disable {
 		switch {

@@ -19,7 +19,8 @@ func TestConfigFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	if time.Duration(cfg.Retention) != 26*7*24*time.Hour || cfg.MemoryLimit != 4<<30 || cfg.Ingest.MaxLabelNameLength != 128 ||
-		time.Duration(cfg.Inspection.Interval) != 7*24*time.Hour || time.Duration(cfg.Inspection.Recheck) != 2*time.Hour {
+		time.Duration(cfg.Inspection.Interval) != 7*24*time.Hour || time.Duration(cfg.Inspection.Recheck) != 2*time.Hour ||
+		cfg.Rules.MaxConcurrent != 4 {
 		t.Errorf("parsed %+v: retention, memory limit or a default is wrong", cfg)
 	}
 

@@ -91,7 +91,8 @@ func evaluatorConfig(cfg Config, kiosks *inventory.Watcher) (evaluator.Config, e
 		open, err := s.IsOpen(t)
 		return err != nil || open
 	}
-	return evaluator.Config{Rulebook: rb, Preset: cfg.Rules.Preset, IsOpen: isOpen, StateFile: filepath.Join(cfg.Data, "alerts.json")}, nil
+	return evaluator.Config{Rulebook: rb, Preset: cfg.Rules.Preset, IsOpen: isOpen, StateFile: filepath.Join(cfg.Data, "alerts.json"),
+		Concurrency: cfg.Rules.MaxConcurrent}, nil
 }
 
 func newEvaluator(evCfg evaluator.Config, st *store.Storage, self *metrics.Set, logger log.Logger) (*evaluator.Evaluator, error) {

@@ -54,6 +54,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.Rules.Rulebook, "rulebook", "", "grading rulebook file (default: the built-in rulebook; see kioskmon rules)")
 	fs.StringVar(&f.Rules.Preset, "rules.preset", "", "severity preset: db12-1060 or fujian-2022 (default: the rulebook's)")
 	fs.BoolVar(&f.Rules.Disable, "rules.disable", false, "do not evaluate the grading rules in process (when a vmalert does)")
+	fs.IntVar(&f.Rules.MaxConcurrent, "rules.max-concurrent", 0, "rules evaluated at once in a cycle; their results still apply in the rulebook's order (0: one per CPU)")
 	fs.Func("alertmanager", "Alertmanager base URL to send alerts to, e.g. http://127.0.0.1:9093 (repeat for each member of an HA cluster)", func(v string) error {
 		f.Rules.Alertmanagers = append(f.Rules.Alertmanagers, v)
 		return nil
@@ -117,6 +118,8 @@ func applyGivenFlags(fs *flag.FlagSet, cfg, f *server.Config) {
 			cfg.Rules.Preset = f.Rules.Preset
 		case "rules.disable":
 			cfg.Rules.Disable = f.Rules.Disable
+		case "rules.max-concurrent":
+			cfg.Rules.MaxConcurrent = f.Rules.MaxConcurrent
 		case "alertmanager":
 			cfg.Rules.Alertmanagers = f.Rules.Alertmanagers
 		case "external-url":
