@@ -57,6 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	progress := yamlfile.Duration(10 * time.Second)
 	fs.Var(&progress, "progress", "interval of progress lines on stderr")
 	logLevel := fs.String("log.level", "info", "log level: debug, info, warn or error")
+	shard := fs.String("shard", "", "K/N: simulate only every N-th kiosk of the fleet starting at index K, to spread a fleet too large for one process's open files over N processes (start the others once shard 0 is simulating; give them all the same --end)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -76,6 +77,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *endFlag != "" {
 		if cfg.End, err = time.Parse(time.RFC3339, *endFlag); err != nil {
 			fmt.Fprintf(stderr, "kiosk-sim: --end %q: give a time such as 2026-11-24T00:00:00+08:00\n", *endFlag)
+			return 2
+		}
+	}
+	if *shard != "" {
+		if _, err := fmt.Sscanf(*shard, "%d/%d", &cfg.Shard, &cfg.Shards); err != nil || cfg.Shards < 1 {
+			fmt.Fprintf(stderr, "kiosk-sim: --shard %q: give K/N, such as 0/4\n", *shard)
 			return 2
 		}
 	}

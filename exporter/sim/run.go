@@ -74,6 +74,14 @@ type Config struct {
 	// Progress receives a progress line every ProgressEvery (default 10s).
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// Shard and Shards spread a large fleet over several processes (each
+	// kiosk keeps a queue file open, and one process has only so many file
+	// descriptors): this run simulates only the kiosks whose index modulo
+	// Shards is Shard, exactly as a whole-fleet run would simulate them.
+	// Every shard needs the whole fleet in the inventory, and only one may
+	// add it: start the others once the first is simulating. Default: one
+	// shard, the whole fleet.
+	Shard, Shards int
 
 	now func() time.Time
 }
@@ -100,6 +108,9 @@ func (c *Config) defaults() {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if c.Shards == 0 {
+		c.Shards = 1
+	}
 }
 
 // Validate checks the configuration.
@@ -125,6 +136,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--interval %s is below 1s", c.Interval)
 	case c.FaultRate < 0:
 		return fmt.Errorf("--fault-rate %g is negative", c.FaultRate)
+	case c.Shards < 0 || c.Shard < 0 || (c.Shards > 0 && c.Shard >= c.Shards) || (c.Shards == 0 && c.Shard > 0):
+		return fmt.Errorf("--shard %d/%d: give K/N with 0 <= K < N", c.Shard, c.Shards)
+	case c.Shards > c.Kiosks:
+		return fmt.Errorf("--shard %d/%d: more shards than the %d kiosks", c.Shard, c.Shards, c.Kiosks)
 	}
 	u, err := url.Parse(c.PushURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -216,8 +231,11 @@ func Run(ctx context.Context, cfg Config, logger log.Logger) (Summary, error) {
 	defer stopSenders()
 	var sendersDone sync.WaitGroup
 	opens := map[string]*openCache{}
-	kiosks := make([]*runKiosk, len(members))
+	kiosks := make([]*runKiosk, 0, len(members)/cfg.Shards+1)
 	for i, m := range members {
+		if i%cfg.Shards != cfg.Shard {
+			continue // another process simulates it
+		}
 		oc := opens[m.Site.ID]
 		if oc == nil {
 			site := m.Site
@@ -244,9 +262,9 @@ func Run(ctx context.Context, cfg Config, logger log.Logger) (Summary, error) {
 		h := fnv.New64a()
 		h.Write([]byte(m.Kiosk.ID))
 		offset := time.Duration(h.Sum64() % uint64(cfg.Interval))
-		kiosks[i] = &runKiosk{Kiosk: k, q: q, sender: sender, next: start.Add(offset)}
+		kiosks = append(kiosks, &runKiosk{Kiosk: k, q: q, sender: sender, next: start.Add(offset)})
 	}
-	level.Info(logger).Log("msg", "simulating", "kiosks", len(kiosks), "from", start.UTC().Format(time.RFC3339),
+	level.Info(logger).Log("msg", "simulating", "kiosks", len(kiosks), "shard", fmt.Sprintf("%d/%d", cfg.Shard, cfg.Shards), "from", start.UTC().Format(time.RFC3339),
 		"to", orForever(end), "speed", cfg.Speed, "interval", cfg.Interval, "faults", faultMode(cfg))
 
 	var gathers, samples atomic.Int64

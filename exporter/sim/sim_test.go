@@ -297,6 +297,9 @@ func TestConfigValidateEnd(t *testing.T) {
 		{"no end", func(c *Config) {}, ""},
 		{"future end", func(c *Config) { c.End = now.Add(time.Hour) }, "in the future"},
 		{"end in real time", func(c *Config) { c.End, c.Speed = now.Add(-time.Hour), 1 }, "needs --speed above 1"},
+		{"a shard", func(c *Config) { c.Kiosks, c.Shard, c.Shards = 4, 1, 2 }, ""},
+		{"shard past the last", func(c *Config) { c.Kiosks, c.Shard, c.Shards = 4, 2, 2 }, "give K/N"},
+		{"more shards than kiosks", func(c *Config) { c.Shard, c.Shards = 0, 2 }, "more shards than"},
 	} {
 		c := base
 		tc.change(&c)
