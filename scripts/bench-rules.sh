@@ -1,41 +1,157 @@
 #!/usr/bin/env bash
-# The grading rules' evaluation cost: a kioskmon holding the last 30 minutes of
-# N simulated kiosks (RULES_KIOSKS, default "10000"; several sizes space-separated),
-# the whole default rulebook evaluated for RULES_CYCLES cycles (default 10) through
-# /api/v1/rules/backtest. Writes bench-results/rules.txt: seconds per cycle and
-# kioskmon's peak RSS, per fleet size.
+# The grading rules' evaluation cost: a kioskmon holding the last RULES_HISTORY
+# (default 30m) of N simulated kiosks (RULES_KIOSKS, default "10000 100000";
+# several sizes space-separated), the whole default rulebook evaluated for
+# RULES_CYCLES cycles (default 10, one a simulated minute) through
+# /api/v1/rules/backtest. Writes bench-results/rules.txt: seconds per cycle
+# (p50 and max), the costliest rules, kioskmon's peak RSS while ingesting and
+# while evaluating, per fleet size.
+#
+# At RULES_VMALERT_KIOSKS (default 10000; "" skips) vmalert evaluates the
+# exported rulebook over the same data and minutes through kioskmon's
+# Prometheus query API (replay mode, one query at a time), beside kioskmon's own
+# evaluator with one rule at a time and with its default concurrency. vmalert
+# is $VMALERT, or on PATH, or built from the VictoriaMetrics module version in
+# go.mod (needs the Go module proxy once).
+#
+# One kiosk-sim process keeps a queue file per kiosk open and this machine
+# allows 20,000 open files a process: the fleet is spread over
+# ceil(N / RULES_KIOSKS_PER_SIM) processes (default 12500 kiosks each).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sizes=${RULES_KIOSKS:-10000}
+sizes=${RULES_KIOSKS:-10000 100000}
 cycles=${RULES_CYCLES:-10}
+history=${RULES_HISTORY:-30m}
+per_sim=${RULES_KIOSKS_PER_SIM:-12500}
+vmalert_at=${RULES_VMALERT_KIOSKS-10000}
 mkdir -p bin bench-results
 go build -o bin/kioskmon ./cmd/kioskmon
 go build -o bin/kiosk-sim ./cmd/kiosk-sim
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+hwm() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$1/status"; }
 out=bench-results/rules.txt
-echo "rule evaluation, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(bin/kioskmon rules list | wc -l) rules" > "$out"
+
+# Everything this script starts is stopped on the way out, whatever happens.
+pids=()
+dirs=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	for d in "${dirs[@]}"; do rm -rf "$d"; done
+}
+trap cleanup EXIT
+
+vmalert_bin() { # prints the binary, a tab, its version
+	if [ -n "${VMALERT:-}" ]; then printf '%s\t%s\n' "$VMALERT" "$("$VMALERT" -version 2>&1 | head -1)"; return; fi
+	if command -v vmalert >/dev/null; then printf '%s\t%s\n' "$(command -v vmalert)" "$(vmalert -version 2>&1 | head -1)"; return; fi
+	local ver dir
+	ver=$(go list -m -f '{{.Version}}' github.com/VictoriaMetrics/VictoriaMetrics)
+	if [ ! -x "bin/vmalert-$ver" ]; then
+		# A throwaway module: vmalert's own dependencies stay out of kioskmon's go.mod.
+		dir=$(mktemp -d)
+		printf 'module vmalertbuild\n\ngo 1.26\n\nrequire github.com/VictoriaMetrics/VictoriaMetrics %s\n' "$ver" >"$dir/go.mod"
+		(cd "$dir" && GOFLAGS=-mod=mod go build -o "$OLDPWD/bin/vmalert-$ver" github.com/VictoriaMetrics/VictoriaMetrics/app/vmalert) >&2 || { rm -rf "$dir"; return 1; }
+		rm -rf "$dir"
+	fi
+	printf '%s\t%s\n' "bin/vmalert-$ver" "$ver, built from the module"
+}
+
+backtest() { # addr from to [concurrency] -> JSON on stdout
+	curl -fsS "http://$1/api/v1/rules/backtest?from=$2&to=$3&step=60s${4:+&concurrency=$4}"
+}
+summary() { # reads a backtest's JSON: "p50 max incidents" and the costliest rules
+	python3 -c '
+import json, statistics, sys
+d = json.load(sys.stdin)["data"]
+c = d["stats"]["cycleSeconds"]
+rules = sorted(d["stats"]["ruleSeconds"].items(), key=lambda r: -r[1])[:5]
+print("%.2f %.2f %d %s" % (statistics.median(c), max(c), len(d["incidents"]),
+      ", ".join("%s %.2f" % (name, s / len(c)) for name, s in rules)))'
+}
+
+echo "rule evaluation, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(bin/kioskmon rules list | wc -l) rules, $history of history, $cycles cycles a minute apart" >"$out"
 for n in $sizes; do
 	dir=$(mktemp -d)
+	dirs+=("$dir")
 	addr=127.0.0.1:$(port)
-	printf 'version: v1\nkiosks: []\n' > "$dir/inventory.yml"
+	printf 'version: v1\nkiosks: []\n' >"$dir/inventory.yml"
+	# Inspection off: its queries would run during the cycles and be counted in them.
 	bin/kioskmon serve --listen "$addr" --data "$dir/data" --inventory "$dir/inventory.yml" --inventory.poll 1s \
-		--rules.disable --query.latency-offset 1ms 2>"$dir/kioskmon.log" &
+		--rules.disable --inspection.disable --query.latency-offset 1ms >/dev/null 2>"$dir/kioskmon.log" &
 	server=$!
+	pids+=("$server")
 	for _ in $(seq 1 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
-	echo "bench-rules: $n kiosks: pushing 30 simulated minutes..."
-	bin/kiosk-sim --kiosks "$n" --inventory "$dir/inventory.yml" --push "http://$addr" --speed 600 --duration 30m \
-		--interval 60s --fault-rate 10 --progress 30s --drain-timeout 30m >"$dir/sim.out" 2>"$dir/sim.err" || { tail "$dir/sim.err"; exit 1; }
+	shards=$(( (n + per_sim - 1) / per_sim ))
+	end=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	echo "bench-rules: $n kiosks: pushing $history simulated up to $end from $shards kiosk-sim processes..."
+	t0=$(date +%s)
+	sims=()
+	for k in $(seq 0 $((shards - 1))); do
+		bin/kiosk-sim --kiosks "$n" --shard "$k/$shards" --inventory "$dir/inventory.yml" --push "http://$addr" \
+			--speed 600 --duration "$history" --end "$end" --interval 60s --fault-rate 10 --progress 60s --drain-timeout 60m \
+			--queue-dir "$dir/queues-$k" >"$dir/sim-$k.out" 2>"$dir/sim-$k.err" &
+		sims+=($!)
+		pids+=($!)
+		if [ "$k" = 0 ] && [ "$shards" -gt 1 ]; then
+			# The first shard writes the fleet into the inventory; the others read it.
+			until grep -qs 'msg=simulating' "$dir/sim-0.err"; do
+				kill -0 "${sims[0]}" 2>/dev/null || { tail "$dir/sim-0.err"; exit 1; }
+				sleep 1
+			done
+		fi
+	done
+	for k in "${!sims[@]}"; do
+		wait "${sims[$k]}" || { echo "kiosk-sim shard $k failed:"; grep -v 'push failed' "$dir/sim-$k.err" | tail; exit 1; }
+	done
+	ingest_s=$(( $(date +%s) - t0 ))
 	curl -fsS -XPOST "http://$addr/internal/force_flush"
-	to=$(date -u +%s)
+	ingest_rss=$(hwm "$server")
+	# The storage's own count: a count() query over 10 million series costs more than the cycles.
+	series=$(curl -fsS "http://$addr/metrics" | awk '$1 == "vm_new_timeseries_created_total" {print $2}')
+	to=$(date -u -d "$end" +%s)
 	from=$(( to - (cycles - 1) * 60 ))
-	echo "bench-rules: $n kiosks: $cycles evaluation cycles..."
-	start=$(date +%s.%N)
-	incidents=$(curl -fsS "http://$addr/api/v1/rules/backtest?from=$from&to=$to&step=60s" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["data"]["incidents"]))')
-	end=$(date +%s.%N)
-	hwm=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
-	series=$(curl -fsS "http://$addr/api/v1/query" --data-urlencode 'query=count({__name__=~"kiosk_.+"})' | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
-	kill "$server"; wait "$server" 2>/dev/null || true
+	echo "bench-rules: $n kiosks ($series series, ingested in ${ingest_s}s): $cycles evaluation cycles..."
+	echo 5 >"/proc/$server/clear_refs" # peak RSS from here on is the evaluation's
+	read -r p50 worst incidents costly < <(backtest "$addr" "$from" "$to" | summary)
+	eval_rss=$(hwm "$server")
+	printf '%7d kiosks (%s series): %s s per evaluation cycle (p50; max %s s; %d cycles, rules one per CPU); kioskmon peak RSS %s MiB while evaluating, %s MiB while ingesting; %d incidents\n' \
+		"$n" "$series" "$p50" "$worst" "$cycles" "$eval_rss" "$ingest_rss" "$incidents" | tee -a "$out"
+	echo "        costliest rules, s per cycle: $costly" | tee -a "$out"
+	if [ "$n" = "$vmalert_at" ]; then
+		read -r seq_p50 seq_max seq_incidents _ < <(backtest "$addr" "$from" "$to" 1 | summary)
+		printf '        kioskmon one rule at a time: %s s per cycle (p50; max %s s); %d incidents\n' "$seq_p50" "$seq_max" "$seq_incidents" | tee -a "$out"
+		if [ "$seq_incidents" != "$incidents" ]; then
+			echo "bench-rules: one rule at a time found $seq_incidents incidents, concurrently $incidents: concurrency changed the outcome" >&2
+			exit 1
+		fi
+		if vm=$(vmalert_bin); then
+			IFS=$'\t' read -r vmalert vmalert_version <<<"$vm"
+			rules="$dir/rules"
+			bin/kioskmon rules export --out "$rules" >/dev/null
+			sed -i 's/^\( *interval:\) 30s$/\1 60s/' "$rules"/*.yml # replay steps by the group interval: one step a cycle
+			sink=$(port)
+			# vmalert's replay writes the alerts' state somewhere: here, nowhere.
+			python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0)); self.send_response(204); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()' "$sink" &
+			pids+=($!)
+			start=$(date +%s.%N)
+			"$vmalert" -rule="$rules/*.yml" -datasource.url="http://$addr" -remoteWrite.url="http://127.0.0.1:$sink" \
+				-replay.timeFrom="$(date -u -d "@$from" +%Y-%m-%dT%H:%M:%SZ)" -replay.timeTo="$(date -u -d "@$to" +%Y-%m-%dT%H:%M:%SZ)" \
+				-replay.maxDatapointsPerQuery=1 -replay.rulesDelay=0 -replay.disableProgressBar \
+				-httpListenAddr="127.0.0.1:$(port)" >"$dir/vmalert.log" 2>&1 || { tail "$dir/vmalert.log"; exit 1; }
+			vm_end=$(date +%s.%N)
+			awk -v s="$start" -v e="$vm_end" -v c="$cycles" -v v="$vmalert_version" 'BEGIN {
+				printf "        vmalert (%s) replaying the exported rulebook through the query API, one query at a time: %.2f s per cycle (mean)\n", v, (e-s)/c }' | tee -a "$out"
+		else
+			echo "        vmalert: none on this machine and it could not be built; no comparison" | tee -a "$out"
+		fi
+	fi
+	kill "$server"
+	wait "$server" 2>/dev/null || true
 	rm -rf "$dir"
-	awk -v n="$n" -v c="$cycles" -v s="$start" -v e="$end" -v h="$hwm" -v i="$incidents" -v ser="$series" 'BEGIN {
-		printf "%7d kiosks (%d series): %.2f s per evaluation cycle (%d cycles), kioskmon peak RSS %.0f MiB, %d incidents\n", n, ser, (e-s)/c, c, h/1024, i }' | tee -a "$out"
 done
