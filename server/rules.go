@@ -36,7 +36,8 @@ func (q storeQuerier) Query(ctx context.Context, expr string, at time.Time) ([]e
 	return out, nil
 }
 
-// WriteSeries stores samples kioskmon computes itself (the inspection's).
+// WriteSeries stores samples kioskmon computes itself: the inspection's
+// findings, the opening hours (alerting/openhours).
 func (q storeQuerier) WriteSeries(series []inspection.Series) error {
 	rows := make([]store.Row, len(series))
 	var ls []store.Label

@@ -31,6 +31,7 @@ import (
 	"github.com/kioskmon/kioskmon/alerting/evaluator"
 	"github.com/kioskmon/kioskmon/alerting/inspection"
 	"github.com/kioskmon/kioskmon/alerting/notifier"
+	"github.com/kioskmon/kioskmon/alerting/openhours"
 	"github.com/kioskmon/kioskmon/ingest"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
 	"github.com/kioskmon/kioskmon/ingest/store"
@@ -193,6 +194,17 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		go func() { defer close(insDone); ins.Run(insCtx) }()
 		defer func() { stopIns(); <-insDone }()
 	}
+	// Opening hours as series: the consumables forecasts count time in
+	// opening hours, in kioskmon or in a Prometheus or vmalert reading this
+	// storage, so they are written even when kioskmon evaluates no rules.
+	hours, err := openhours.New(openhours.Config{Index: kiosks.Index}, storeQuerier{st}, log.With(logger, "component", "openhours"), self)
+	if err != nil {
+		return err
+	}
+	hoursCtx, stopHours := context.WithCancel(ctx)
+	hoursDone := make(chan struct{})
+	go func() { defer close(hoursDone); hours.Run(hoursCtx) }()
+	defer func() { stopHours(); <-hoursDone }()
 	mux.Handle("/api/v1/label/", query)
 	mux.Handle("/vmui/", query)
 	mux.Handle("/internal/force_flush", readAuth.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

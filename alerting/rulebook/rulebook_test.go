@@ -48,9 +48,9 @@ func TestDefaultCoversTheCatalogue(t *testing.T) {
 }
 
 // writtenByKioskmon are the series kioskmon itself writes to the storage
-// (alerting/inspection's MetricItemFailed; its tests check the rulebook uses
-// that name).
-var writtenByKioskmon = map[string]bool{"kioskmon_inspection_item_failed": true}
+// (alerting/inspection's MetricItemFailed, alerting/openhours' opening
+// time; their tests check the rulebook uses those names).
+var writtenByKioskmon = map[string]bool{"kioskmon_inspection_item_failed": true, "kioskmon_kiosk_open_seconds_total": true}
 
 func TestBadRulebooks(t *testing.T) {
 	want := map[string]string{

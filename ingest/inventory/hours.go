@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -114,4 +115,110 @@ func (s *Site) IsOpen(t time.Time) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// openCountOrigin is where OpenSeconds starts counting: local midnight of
+// this date in the site's timezone. Any fixed date works; one long past keeps
+// the counter positive for every sample a storage may hold.
+var openCountOrigin = struct {
+	year  int
+	month time.Month
+	day   int
+}{2000, time.January, 1}
+
+// OpenSeconds is how many seconds the site has been open from local
+// midnight of 2000-01-01 up to t, by its present opening hours; a site
+// without opening hours is open all the time. It is a counter that needs no
+// state: two instants subtract into the open time between them, and every
+// process and every restart computes the same value, so kioskmon can write
+// it as a series that rules read with two instant lookups
+// (x - x offset 7d) instead of a range over a week of samples.
+//
+// A change of the opening hours rewrites the whole count, so the
+// difference across the change is wrong; readers bound it by the wall time
+// between the instants. Wall-clock minutes are counted, so a daylight
+// saving change inside opening hours skips or repeats an hour (the
+// Asia/Shanghai default has none).
+func (s *Site) OpenSeconds(t time.Time) (float64, error) {
+	loc, err := s.Location()
+	if err != nil {
+		return 0, fmt.Errorf("site %q: %w", s.ID, err)
+	}
+	local := t.In(loc)
+	if len(s.OpeningHours) == 0 {
+		origin := time.Date(openCountOrigin.year, openCountOrigin.month, openCountOrigin.day, 0, 0, 0, 0, loc)
+		return max(0, float64(t.Unix()-origin.Unix())), nil
+	}
+	var week [7][]span // open minutes of each weekday, merged
+	for _, oh := range s.OpeningHours {
+		h, err := parseHours(oh)
+		if err != nil {
+			return 0, fmt.Errorf("site %q: %w", s.ID, err)
+		}
+		for d := range week {
+			if h.days[d] {
+				week[d] = addSpan(week[d], span{h.open, h.close})
+			}
+		}
+	}
+	var perDay [7]int64
+	var perWeek int64
+	for d := range week {
+		perDay[d] = openBefore(week[d], 24*60)
+		perWeek += perDay[d]
+	}
+	origin := civilDay(openCountOrigin.year, openCountOrigin.month, openCountOrigin.day)
+	days := civilDay(local.Year(), local.Month(), local.Day()) - origin
+	if days < 0 {
+		return 0, nil
+	}
+	minutes := days / 7 * perWeek
+	first := time.Date(openCountOrigin.year, openCountOrigin.month, openCountOrigin.day, 0, 0, 0, 0, time.UTC).Weekday()
+	for i := int64(0); i < days%7; i++ {
+		minutes += perDay[(int64(first)+i)%7]
+	}
+	minute := local.Hour()*60 + local.Minute()
+	minutes += openBefore(week[local.Weekday()], minute)
+	seconds := float64(minutes * 60)
+	if openBefore(week[local.Weekday()], minute+1) > openBefore(week[local.Weekday()], minute) {
+		seconds += float64(local.Second())
+	}
+	return seconds, nil
+}
+
+// span is the minutes [from, to) of a day.
+type span struct{ from, to int }
+
+// addSpan adds s to the sorted, disjoint spans: two entries of the opening
+// hours may overlap, and an overlap is open once.
+func addSpan(spans []span, s span) []span {
+	var out []span
+	for _, o := range spans {
+		switch {
+		case o.to < s.from || o.from > s.to:
+			out = append(out, o)
+		default:
+			s = span{min(o.from, s.from), max(o.to, s.to)}
+		}
+	}
+	out = append(out, s)
+	slices.SortFunc(out, func(a, b span) int { return a.from - b.from })
+	return out
+}
+
+// openBefore is how many minutes of spans lie before minute m of the day.
+func openBefore(spans []span, m int) int64 {
+	var n int64
+	for _, s := range spans {
+		if m > s.from {
+			n += int64(min(m, s.to) - s.from)
+		}
+	}
+	return n
+}
+
+// civilDay numbers a calendar date in days, whatever the timezone and its
+// daylight saving changes.
+func civilDay(y int, m time.Month, d int) int64 {
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC).Unix() / 86400
 }
