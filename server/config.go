@@ -72,6 +72,8 @@ type SLAConfig struct {
 	Ledger string `yaml:"ledger"`
 	// ResolveAfter: an incident resolves once its fault stays clear this long.
 	ResolveAfter yamlfile.Duration `yaml:"resolve_after"`
+	// Policy is the SLA policy file; "" is the db12-1060 preset.
+	Policy string `yaml:"policy"`
 }
 
 // QueryConfig configures the Prometheus-compatible query API.

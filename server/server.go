@@ -38,6 +38,7 @@ import (
 	"github.com/kioskmon/kioskmon/ingest/wal"
 	"github.com/kioskmon/kioskmon/slo/access"
 	"github.com/kioskmon/kioskmon/slo/api"
+	"github.com/kioskmon/kioskmon/slo/escalation"
 	"github.com/kioskmon/kioskmon/slo/intake"
 	"github.com/kioskmon/kioskmon/slo/ledger"
 )
@@ -150,6 +151,22 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 	intakeDone := make(chan struct{})
 	go func() { defer close(intakeDone); in.Run(intakeCtx) }()
 	defer func() { stopIntake(); <-intakeDone }()
+	// Breach warnings: the open incidents' clocks, against the SLA policy.
+	slaPolicy, err := loadSLAPolicy(cfg, evCfg)
+	if err != nil {
+		return err
+	}
+	level.Info(logger).Log("msg", "SLA policy", "version", slaPolicy.Version())
+	externalURL := cfg.Rules.ExternalURL
+	if externalURL == "" {
+		externalURL = "http://" + cfg.Listen
+	}
+	escalations := escalation.New(escalation.Config{ExternalURL: externalURL}, ledg, complianceEngines(slaPolicy, kiosks),
+		storeQuerier{st}, log.With(logger, "component", "escalation"), self)
+	escCtx, stopEsc := context.WithCancel(ctx)
+	escDone := make(chan struct{})
+	go func() { defer close(escDone); escalations.Run(escCtx) }()
+	defer func() { stopEsc(); <-escDone }()
 
 	var openAlerts inspection.AlertSource
 	if ev != nil {
@@ -161,11 +178,7 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		evalCtx, stopEval := context.WithCancel(ctx)
 		evalDone := make(chan struct{})
 		if len(cfg.Rules.Alertmanagers) > 0 {
-			external := cfg.Rules.ExternalURL
-			if external == "" {
-				external = "http://" + cfg.Listen
-			}
-			n, err := notifier.New(notifier.Config{Alertmanagers: cfg.Rules.Alertmanagers, ExternalURL: external}, ev,
+			n, err := notifier.New(notifier.Config{Alertmanagers: cfg.Rules.Alertmanagers, ExternalURL: externalURL}, alertSources{ev, escalations},
 				log.With(logger, "component", "notifier"), self)
 			if err != nil {
 				stopEval()

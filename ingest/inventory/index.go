@@ -9,6 +9,7 @@ import (
 // Index looks kiosks up by id and by token. It is built once per inventory
 // version and read-only afterwards, so it is safe for concurrent use.
 type Index struct {
+	inv     *Inventory
 	kiosks  map[string]*Kiosk
 	sites   map[string]*Site
 	byToken map[[sha256.Size]byte]*Kiosk
@@ -19,6 +20,7 @@ type Index struct {
 // NewIndex indexes inv. The Index refers to inv's kiosks and sites.
 func NewIndex(inv *Inventory) *Index {
 	ix := &Index{
+		inv:     inv,
 		kiosks:  make(map[string]*Kiosk, len(inv.Kiosks)),
 		sites:   make(map[string]*Site, len(inv.Sites)),
 		byToken: make(map[[sha256.Size]byte]*Kiosk, len(inv.Kiosks)),
@@ -39,6 +41,9 @@ func NewIndex(inv *Inventory) *Index {
 	}
 	return ix
 }
+
+// Inventory returns the inventory indexed. Callers must not modify it.
+func (ix *Index) Inventory() *Inventory { return ix.inv }
 
 // Kiosk returns the kiosk with this id.
 func (ix *Index) Kiosk(id string) (*Kiosk, bool) {

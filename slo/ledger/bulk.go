@@ -22,6 +22,11 @@ func (l *Ledger) Import(ctx context.Context, histories []History) ([]int64, erro
 	ids := make([]int64, 0, len(histories))
 	err := l.write(ctx, func(tx *sql.Tx, h *head) error {
 		now := l.now().UTC()
+		stmt, err := tx.PrepareContext(ctx, insertEvent)
+		if err != nil {
+			return fmt.Errorf("ledger: prepare: %w", err)
+		}
+		defer stmt.Close()
 		for i, hist := range histories {
 			if err := hist.Open.check(); err != nil {
 				return fmt.Errorf("history %d: %w", i, err)
@@ -39,7 +44,7 @@ func (l *Ledger) Import(ctx context.Context, histories []History) ([]int64, erro
 				if err := apply(&inc, &e); err != nil {
 					return fmt.Errorf("history %d (%s on %s): %w", i, hist.Open.Fault, hist.Open.Kiosk, err)
 				}
-				if err := appendEvent(ctx, tx, h, &e); err != nil {
+				if err := appendEventWith(ctx, tx, stmt, h, &e); err != nil {
 					return err
 				}
 			}

@@ -181,8 +181,17 @@ func (l *Ledger) write(ctx context.Context, fn func(tx *sql.Tx, h *head) error) 
 	return nil
 }
 
+const insertEvent = `INSERT INTO events (seq, incident_id, kind, at, recorded_at, actor, source, data, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
 // appendEvent chains e after h and inserts it.
 func appendEvent(ctx context.Context, tx *sql.Tx, h *head, e *Event) error {
+	return appendEventWith(ctx, tx, nil, h, e)
+}
+
+// appendEventWith is appendEvent through a prepared insertEvent, if not
+// nil: a bulk import prepares it once.
+func appendEventWith(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, h *head, e *Event) error {
 	h.seq++
 	e.Seq, e.PrevHash = h.seq, h.hash
 	hash, err := chainHash(h.hash, e)
@@ -194,9 +203,12 @@ func appendEvent(ctx context.Context, tx *sql.Tx, h *head, e *Event) error {
 	if err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO events (seq, incident_id, kind, at, recorded_at, actor, source, data, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		e.Seq, e.Incident, e.Kind, e.At.UnixMilli(), e.RecordedAt.UnixMilli(), e.Actor, e.Source, data, e.PrevHash, e.Hash)
+	args := []any{e.Seq, e.Incident, e.Kind, e.At.UnixMilli(), e.RecordedAt.UnixMilli(), e.Actor, e.Source, data, e.PrevHash, e.Hash}
+	if stmt != nil {
+		_, err = stmt.ExecContext(ctx, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, insertEvent, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("ledger: insert event: %w", err)
 	}
