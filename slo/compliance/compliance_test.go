@@ -534,6 +534,23 @@ func TestQuantile(t *testing.T) {
 	}
 }
 
+func TestMissingHolidays(t *testing.T) {
+	e := engine(t)
+	f := func(from, to string, want []int) {
+		t.Helper()
+		rep, err := e.Aggregate(sh(from), sh(to), sh(to)).Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rep.MissingHolidays, want) {
+			t.Errorf("%s to %s: missing %v, want %v", from, to, rep.MissingHolidays, want)
+		}
+	}
+	f("2026-12-01 00:00", "2027-01-01 00:00", nil)
+	f("2026-12-01 00:00", "2027-02-01 00:00", []int{2027})
+	f("2024-12-01 00:00", "2025-01-01 00:00", []int{2024})
+}
+
 func TestMonthErrors(t *testing.T) {
 	if _, _, err := Month("2026-13", calendar.Shanghai); err == nil {
 		t.Error("month 13")

@@ -198,7 +198,7 @@ func (e *Engine) Aggregate(from, to, asOf time.Time) *Aggregator {
 	for _, d := range Dimensions {
 		r.By[d] = map[string]*Stats{}
 	}
-	for y := from.In(e.p.Location()).Year(); y <= to.In(e.p.Location()).Year(); y++ {
+	for y := from.In(e.p.Location()).Year(); y <= to.Add(-time.Nanosecond).In(e.p.Location()).Year(); y++ {
 		if !e.p.Holidays().Has(y) {
 			r.MissingHolidays = append(r.MissingHolidays, y)
 		}

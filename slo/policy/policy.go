@@ -343,7 +343,9 @@ func build(f File) (*Policy, error) {
 	if p.loc, err = time.LoadLocation(f.Timezone); err != nil {
 		return nil, fail("timezone", "unknown timezone %q (want e.g. Asia/Shanghai)", f.Timezone)
 	}
-	if p.holidays, err = calendar.LoadHolidays(f.Holidays); err != nil {
+	if f.Holidays == "" {
+		p.holidays = calendar.DefaultHolidays()
+	} else if p.holidays, err = calendar.LoadHolidays(f.Holidays); err != nil {
 		return nil, fail("holidays", "%v", err)
 	}
 	if len(f.BusinessHours) == 0 {
