@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Var(&interval, "interval", "simulated time between a kiosk's gathers")
 	fs.Float64Var(&cfg.FaultRate, "fault-rate", 0.2, "random faults per kiosk per simulated day (ignored with --faults)")
 	faultsFile := fs.String("faults", "", "YAML list of scripted faults {at: 90s, kiosk: ID, fault: FAULT_ID, for: 20m} instead of random ones")
+	fs.BoolVar(&cfg.TruthOnly, "truth-only", false, "only simulate the faults over --duration up to --end and write --truth, as fast as possible: no metrics, no push")
 	fs.StringVar(&cfg.TruthPath, "truth", "", "write one JSON line per injected fault {kiosk, fault, start, end} to this file")
 	fs.StringVar(&cfg.QueueDir, "queue-dir", "", "directory of the kiosks' push queues (default: a temporary directory, removed at exit)")
 	drain := yamlfile.Duration(5 * time.Minute)

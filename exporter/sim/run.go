@@ -74,6 +74,10 @@ type Config struct {
 	// Progress receives a progress line every ProgressEvery (default 10s).
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// TruthOnly simulates the fleet's faults over [End-Duration, End] as
+	// fast as the CPU allows and writes the truth, with no metrics and no
+	// push: a month of incidents for the SLA engine's tests in seconds.
+	TruthOnly bool
 	// Shard and Shards spread a large fleet over several processes (each
 	// kiosk keeps a queue file open, and one process has only so many file
 	// descriptors): this run simulates only the kiosks whose index modulo
@@ -118,6 +122,23 @@ func (c *Config) Validate() error {
 	now := time.Now
 	if c.now != nil {
 		now = c.now
+	}
+	if c.TruthOnly {
+		switch {
+		case c.Kiosks < 1:
+			return fmt.Errorf("--kiosks %d: simulate at least one kiosk", c.Kiosks)
+		case c.InventoryPath == "":
+			return errors.New("--inventory is required: the kioskmon inventory file the simulated kiosks are added to")
+		case c.Duration <= 0:
+			return errors.New("--truth-only needs --duration: the simulated time to cover")
+		case c.TruthPath == "":
+			return errors.New("--truth-only needs --truth: the file the faults are written to")
+		case c.Interval < time.Second:
+			return fmt.Errorf("--interval %s is below 1s", c.Interval)
+		case c.FaultRate < 0:
+			return fmt.Errorf("--fault-rate %g is negative", c.FaultRate)
+		}
+		return nil
 	}
 	switch {
 	case c.Kiosks < 1:
@@ -187,6 +208,9 @@ func Run(ctx context.Context, cfg Config, logger log.Logger) (Summary, error) {
 	}
 	if added > 0 {
 		level.Info(logger).Log("msg", "added simulated kiosks to the inventory", "kiosks", added, "inventory", cfg.InventoryPath, "tokens", cfg.TokensPath)
+	}
+	if cfg.TruthOnly {
+		return truthOnly(ctx, cfg, members, added, realStart)
 	}
 	if err := waitAccepted(ctx, cfg.PushURL, members[len(members)-1], logger); err != nil {
 		return Summary{}, err
@@ -489,4 +513,66 @@ func waitAccepted(ctx context.Context, baseURL string, m Member, logger log.Logg
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
+}
+
+// truthOnly steps every kiosk through the simulated time without gathering
+// or pushing: the faults, and so the truth, are those a pushing run with
+// the same seed, fleet, interval and end would inject.
+func truthOnly(ctx context.Context, cfg Config, members []Member, added int, realStart time.Time) (Summary, error) {
+	truth, err := newTruthWriter(cfg.TruthPath)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer truth.Close()
+	end := cfg.End
+	if end.IsZero() {
+		end = realStart
+	}
+	end = end.Truncate(time.Second)
+	start := end.Add(-cfg.Duration)
+	eng := newEngine(start, cfg.FaultRate, cfg.Script, truth)
+	opens := map[string]*openCache{}
+	var kiosks []*Kiosk
+	for i, m := range members {
+		oc := opens[m.Site.ID]
+		if oc == nil {
+			site := m.Site
+			oc = &openCache{site: &site}
+			opens[m.Site.ID] = oc
+		}
+		k := newKiosk(m, i, cfg.Seed, oc)
+		k.engine = eng
+		eng.forKiosk(k)
+		kiosks = append(kiosks, k)
+	}
+	var gathers atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(kiosks))
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(kiosks); i += workers {
+				k := kiosks[i]
+				h := fnv.New64a()
+				h.Write([]byte(k.Kiosk.ID))
+				t := start.Add(time.Duration(h.Sum64() % uint64(cfg.Interval)))
+				for ; !t.After(end) && ctx.Err() == nil; t = t.Add(cfg.Interval) {
+					if k.Step(t) {
+						gathers.Add(1)
+					}
+				}
+				eng.finish(k, end)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Summary{}, err
+	}
+	fmt.Fprintf(cfg.Progress, "kiosk-sim: faults of %d kiosks from %s to %s: %d injected\n", len(kiosks),
+		start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), eng.injected.Load())
+	sum := Summary{Kiosks: len(kiosks), Added: added, Start: start, End: end, Gathers: gathers.Load(),
+		FaultsInjected: eng.injected.Load(), RealDuration: cfg.now().Sub(realStart)}
+	return sum, truth.Close()
 }

@@ -1,11 +1,16 @@
 package sim
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-kit/log"
 
 	"github.com/kioskmon/kioskmon/exporter"
 	"github.com/kioskmon/kioskmon/faults"
@@ -306,6 +311,65 @@ func TestConfigValidateEnd(t *testing.T) {
 		err := c.Validate()
 		if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("%s: Validate() = %v, want %q", tc.name, err, tc.wantErr)
+		}
+	}
+}
+
+// TestTruthOnlyIsDeterministicAndKeepsOpeningHours: a truth-only month is
+// the same month every time (the SLA end-to-end test compares a report
+// with it), and random faults start only while the kiosk's site is open.
+func TestTruthOnlyIsDeterministicAndKeepsOpeningHours(t *testing.T) {
+	dir := t.TempDir()
+	end := time.Date(2026, 11, 1, 0, 0, 0, 0, time.FixedZone("CST", 8*3600))
+	run := func(name string) []byte {
+		t.Helper()
+		cfg := Config{Kiosks: 12, InventoryPath: filepath.Join(dir, "inv.yml"), TruthOnly: true, Duration: 7 * 24 * time.Hour,
+			End: end, Interval: time.Minute, FaultRate: 1, TruthPath: filepath.Join(dir, name), Seed: 7}
+		if _, err := Run(context.Background(), cfg, log.NewNopLogger()); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(cfg.TruthPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	a, b := run("a.jsonl"), run("b.jsonl")
+	lines := func(d []byte) []string {
+		l := strings.Split(strings.TrimSpace(string(d)), "\n")
+		sort.Strings(l)
+		return l
+	}
+	la, lb := lines(a), lines(b)
+	if strings.Join(la, "\n") != strings.Join(lb, "\n") {
+		t.Fatal("two truth-only runs of the same seed differ")
+	}
+	// One a day, but only those that start while the site is open and the
+	// kiosk is on are injected: about a third.
+	if len(la) < 12 {
+		t.Fatalf("%d faults in 12 kiosk-weeks at 1 a day", len(la))
+	}
+	inv, err := inventory.Load(filepath.Join(dir, "inv.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := inventory.NewIndex(inv)
+	for _, line := range la {
+		var in struct {
+			Kiosk      string
+			Fault      string
+			Start, End time.Time
+		}
+		if err := json.Unmarshal([]byte(line), &in); err != nil {
+			t.Fatal(err)
+		}
+		k, _ := ix.Kiosk(in.Kiosk)
+		site, _ := ix.Site(k.Site)
+		if open, err := site.IsOpen(in.Start); err != nil || !open {
+			t.Errorf("%s on %s started at %s, while %s was closed", in.Fault, in.Kiosk, in.Start, site.ID)
+		}
+		if in.End.Before(in.Start) || in.End.After(end) || in.Start.Before(end.Add(-7*24*time.Hour)) {
+			t.Errorf("%s on %s from %s to %s: outside the week", in.Fault, in.Kiosk, in.Start, in.End)
 		}
 	}
 }
