@@ -124,9 +124,12 @@ func (e *Evaluator) RulesHandler() http.Handler {
 
 // BacktestHandler serves /api/v1/rules/backtest?from=&to=&step=: the
 // incidents the rulebook would have raised over stored data (RFC 3339 or
-// Unix seconds; step defaults to the evaluation interval).
+// Unix seconds; step defaults to the evaluation interval), and what each
+// cycle cost. concurrency=N overrides the rules evaluated at once, so a
+// benchmark compares settings on the same data.
 func BacktestHandler(cfg Config, q Querier) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cfg := cfg // this request's copy: concurrency= must not outlive it
 		parse := func(name string) (time.Time, error) {
 			v := r.FormValue(name)
 			if t, err := time.Parse(time.RFC3339, v); err == nil {
@@ -147,6 +150,11 @@ func BacktestHandler(cfg Config, q Querier) http.Handler {
 				if v := r.FormValue("step"); v != "" {
 					if step, err = time.ParseDuration(v); err != nil {
 						err = fmt.Errorf("step=%q: give a duration such as 1m", v)
+					}
+				}
+				if v := r.FormValue("concurrency"); v != "" && err == nil {
+					if cfg.Concurrency, err = strconv.Atoi(v); err != nil || cfg.Concurrency < 1 {
+						err = fmt.Errorf("concurrency=%q: give a number of rules, at least 1", v)
 					}
 				}
 				if err == nil {
