@@ -236,6 +236,41 @@ func TestSiteHoursClosedOvernight(t *testing.T) {
 	}
 }
 
+func TestDaylightSaving(t *testing.T) {
+	ny, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", s, ny)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	f := func(hours []inventory.OpeningHours, from, to string, want time.Duration) {
+		t.Helper()
+		c, err := SiteHours(inventory.Site{ID: "s", Timezone: "America/New_York", OpeningHours: hours}, nil, FollowHolidays)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Elapsed(at(from), at(to)); got != want {
+			t.Errorf("%s to %s: %s, want %s", from, to, got, want)
+		}
+		if dl := c.Deadline(at(from), want); !dl.Equal(at(to)) && want > 0 && c.Open(at(to).Add(-time.Minute)) {
+			t.Errorf("%s + %s: deadline %s, want %s", from, want, dl.In(ny), to)
+		}
+	}
+	allDay := []inventory.OpeningHours{{Days: "mon-sun", Open: "00:00", Close: "24:00"}}
+	office := []inventory.OpeningHours{{Days: "mon-sun", Open: "09:00", Close: "17:00"}}
+	// 2026-03-08: clocks go forward at 02:00, a 23-hour day; 11-01 back, 25 hours.
+	f(allDay, "2026-03-08 00:00", "2026-03-09 00:00", 23*time.Hour)
+	f(allDay, "2026-11-01 00:00", "2026-11-02 00:00", 25*time.Hour)
+	f(allDay, "2026-03-07 12:00", "2026-03-09 12:00", 47*time.Hour)
+	f(office, "2026-03-07 16:00", "2026-03-09 10:00", 10*time.Hour)
+	f(office, "2026-10-31 16:00", "2026-11-02 10:00", 10*time.Hour)
+}
+
 func TestSiteHoursMakeUpDayAndNoHours(t *testing.T) {
 	site := inventory.Site{ID: "hall", OpeningHours: []inventory.OpeningHours{
 		{Days: "mon-fri", Open: "08:30", Close: "17:30"}, {Days: "sat", Open: "09:00", Close: "12:00"}}}
@@ -307,6 +342,22 @@ func TestExcluding(t *testing.T) {
 	}
 	if got := b.Deadline(sh("2026-03-02 11:00"), 90*time.Minute); !got.Equal(sh("2026-03-02 15:00")) {
 		t.Errorf("business with pause: deadline %s, want 15:00", got.In(Shanghai))
+	}
+}
+
+func TestDateNext(t *testing.T) {
+	d := date("1999-12-25")
+	for range 3 * 366 * 2 {
+		if got, want := d.next(), d.AddDays(1); got != want {
+			t.Fatalf("%s: next %s, want %s", d, got, want)
+		}
+		if d.next().key() != d.key()+1 {
+			t.Fatalf("%s: key does not follow", d)
+		}
+		d = d.next()
+	}
+	if time.Weekday(((date("2026-03-09").key()+4)%7+7)%7) != time.Monday {
+		t.Error("day numbers do not give the weekday")
 	}
 }
 

@@ -54,6 +54,29 @@ func (d Date) AddDays(n int) Date {
 	return DateOf(time.Date(d.Year, d.Month, d.Day+n, 0, 0, 0, 0, time.UTC), time.UTC)
 }
 
+// next is the day after d, without the time package's cost.
+func (d Date) next() Date {
+	days := 31
+	switch d.Month {
+	case time.April, time.June, time.September, time.November:
+		days = 30
+	case time.February:
+		days = 28
+		if y := d.Year; y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			days = 29
+		}
+	}
+	switch {
+	case d.Day < days:
+		d.Day++
+	case d.Month == time.December:
+		d = Date{d.Year + 1, time.January, 1}
+	default:
+		d = Date{d.Year, d.Month + 1, 1}
+	}
+	return d
+}
+
 func (d Date) utc() time.Time { return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC) }
 
 // key numbers days from 1970-01-01, for maps.
@@ -341,6 +364,14 @@ func (h *Holidays) Kind(d Date) (DayKind, string) {
 		return Regular, ""
 	}
 	return info.kind, info.name
+}
+
+// kindOf is Kind of the date numbered day (days since 1970-01-01).
+func (h *Holidays) kindOf(day int32) DayKind {
+	if h == nil {
+		return Regular
+	}
+	return h.days[day].kind // absent: the zero dayInfo, Regular
 }
 
 // WorkingDay reports whether d is a working day: a make-up day, or a

@@ -123,10 +123,14 @@ func SiteHours(site inventory.Site, hol *Holidays, rule HolidayRule) (*Hours, er
 func (h *Hours) Location() *time.Location { return h.loc }
 
 // spans returns the open spans of local date d.
-func (h *Hours) spans(d Date) []span {
-	wd := d.Weekday()
+func (h *Hours) spans(d Date) []span { return h.spansOf(d.key()) }
+
+// spansOf returns the open spans of the date numbered day (days since
+// 1970-01-01, a Thursday).
+func (h *Hours) spansOf(day int32) []span {
+	wd := time.Weekday(((day+4)%7 + 7) % 7)
 	if h.rule == FollowHolidays && h.hol != nil {
-		switch k, _ := h.hol.Kind(d); k {
+		switch h.hol.kindOf(day) {
 		case Off:
 			return nil
 		case MakeUp:
@@ -161,6 +165,38 @@ func (h *Hours) at(d Date, m int) time.Time {
 // years.
 const maxDays = 3660
 
+// day is one local date being walked: its midnight and the next, and
+// whether it is 24 hours long (no daylight-saving change), so that its
+// minutes are offsets from midnight instead of time.Date calls.
+type day struct {
+	d             Date
+	num           int32 // days since 1970-01-01
+	midnight, end time.Time
+	flat          bool
+}
+
+func (h *Hours) firstDay(t time.Time) day {
+	d := DateOf(t, h.loc)
+	x := day{d: d, num: d.key(), midnight: h.at(d, 0), end: h.at(d.next(), 0)}
+	x.flat = x.end.Sub(x.midnight) == 24*time.Hour
+	return x
+}
+
+func (h *Hours) nextDay(x day) day {
+	n := x.d.next()
+	y := day{d: n, num: x.num + 1, midnight: x.end, end: h.at(n.next(), 0)}
+	y.flat = y.end.Sub(y.midnight) == 24*time.Hour
+	return y
+}
+
+// minute is minute m of x.
+func (h *Hours) minute(x *day, m int) time.Time {
+	if x.flat {
+		return x.midnight.Add(time.Duration(m) * time.Minute)
+	}
+	return h.at(x.d, m)
+}
+
 // Elapsed implements Clock.
 func (h *Hours) Elapsed(from, to time.Time) time.Duration {
 	if !to.After(from) {
@@ -170,17 +206,15 @@ func (h *Hours) Elapsed(from, to time.Time) time.Duration {
 		return to.Sub(from)
 	}
 	var total time.Duration
-	for d := DateOf(from, h.loc); ; d = d.AddDays(1) {
-		if !h.at(d, 0).Before(to) {
-			return total
-		}
-		for _, s := range h.spans(d) {
-			a, b := maxTime(h.at(d, s.from), from), minTime(h.at(d, s.to), to)
+	for x := h.firstDay(from); x.midnight.Before(to); x = h.nextDay(x) {
+		for _, s := range h.spansOf(x.num) {
+			a, b := maxTime(h.minute(&x, s.from), from), minTime(h.minute(&x, s.to), to)
 			if b.After(a) {
 				total += b.Sub(a)
 			}
 		}
 	}
+	return total
 }
 
 // Deadline implements Clock.
@@ -192,10 +226,10 @@ func (h *Hours) Deadline(from time.Time, dur time.Duration) time.Time {
 		return from.Add(dur)
 	}
 	left := dur
-	d := DateOf(from, h.loc)
+	x := h.firstDay(from)
 	for range maxDays {
-		for _, s := range h.spans(d) {
-			a, b := maxTime(h.at(d, s.from), from), h.at(d, s.to)
+		for _, s := range h.spansOf(x.num) {
+			a, b := maxTime(h.minute(&x, s.from), from), h.minute(&x, s.to)
 			if !b.After(a) {
 				continue
 			}
@@ -205,7 +239,7 @@ func (h *Hours) Deadline(from time.Time, dur time.Duration) time.Time {
 				left -= avail
 			}
 		}
-		d = d.AddDays(1)
+		x = h.nextDay(x)
 	}
 	return time.Time{}
 }
