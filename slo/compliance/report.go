@@ -374,18 +374,37 @@ func (h *breachHeap) keep(b Breach, limit int) {
 // below 256 s, then 128 per power of two (each under 0.8% wide). A bucket
 // keeps its count and the sum of its durations, and stands for their mean:
 // within the bucket, and exact when its durations are equal (a group of
-// a few incidents). Sparse, so a small group costs a few entries.
+// a few incidents). A small group keeps a short list of buckets, searched
+// in place; past sparseMax buckets an index by bucket number (2 bytes per
+// bucket number up to the largest seen, a few KiB) finds them.
 type histogram struct {
-	index    map[uint16]int32 // bucket number -> place in buckets
 	buckets  []bucket
+	dense    []uint16 // bucket number -> place in buckets + 1; nil while sparse
 	n        uint64
 	min, max time.Duration
 }
+
+const sparseMax = 64
 
 type bucket struct {
 	key uint16
 	n   uint32
 	sum time.Duration
+}
+
+func (h *histogram) find(k uint16) int {
+	if h.dense != nil {
+		if int(k) < len(h.dense) {
+			return int(h.dense[k]) - 1
+		}
+		return -1
+	}
+	for i := range h.buckets {
+		if h.buckets[i].key == k {
+			return i
+		}
+	}
+	return -1
 }
 
 func bucketOf(s uint64) uint16 {
@@ -398,17 +417,31 @@ func bucketOf(s uint64) uint16 {
 
 func (h *histogram) add(d time.Duration) {
 	d = max(d, 0)
-	if h.index == nil {
-		h.index = map[uint16]int32{}
+	if h.n == 0 {
 		h.min, h.max = d, d
 	}
 	h.min, h.max = min(h.min, d), max(h.max, d)
 	k := bucketOf(uint64(d / time.Second))
-	i, ok := h.index[k]
-	if !ok {
-		i = int32(len(h.buckets))
-		h.index[k] = i
+	i := h.find(k)
+	if i < 0 {
+		i = len(h.buckets)
 		h.buckets = append(h.buckets, bucket{key: k})
+		switch {
+		case h.dense != nil:
+			if int(k) >= len(h.dense) {
+				h.dense = append(h.dense, make([]uint16, int(k)+1-len(h.dense))...)
+			}
+			h.dense[k] = uint16(i + 1)
+		case len(h.buckets) > sparseMax:
+			top := uint16(0)
+			for _, b := range h.buckets {
+				top = max(top, b.key)
+			}
+			h.dense = make([]uint16, int(top)+1)
+			for j, b := range h.buckets {
+				h.dense[b.key] = uint16(j + 1)
+			}
+		}
 	}
 	b := &h.buckets[i]
 	b.n++
