@@ -332,7 +332,9 @@ func measureOf(target policy.Resolved, clock, raw calendar.Clock, start, end, re
 		stop = now
 	}
 	m.Elapsed = clock.Elapsed(start, stop)
-	m.Paused = raw.Elapsed(start, stop) - m.Elapsed
+	if clock != raw {
+		m.Paused = raw.Elapsed(start, stop) - m.Elapsed
+	}
 	if !target.Set() {
 		m.Status = NoTarget
 		return m

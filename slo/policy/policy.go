@@ -19,6 +19,33 @@
 //     contract's non-working-day response of 3 h.
 //   - none: severities and every target from the file.
 //
+// A file sets only what differs from its preset:
+//
+//	version: v1
+//	name: city-2026                # with a content hash, the policy's Version
+//	preset: db12-1060              # db12-1060 (default) | fujian-2022 | none
+//	timezone: Asia/Shanghai        # of the business clock and of "non-working day"
+//	holidays: holidays/            # cn-YYYY.yml files replacing the embedded years
+//	business_hours:                # default 08:30-12:00, 13:30-17:30 mon-fri
+//	  - {days: mon-fri, open: "09:00", close: "17:00"}
+//	sites_open_on_holidays: [airport-t2]   # other sites are closed on holidays
+//	far_km: 100                    # beyond it, arrival_far applies
+//	targets:                       # response, non_working_day_response, arrival, arrival_far, repair
+//	  non_working_day_response: {within: 3h}
+//	  arrival_far: {within: 6h}
+//	  repair:
+//	    by_severity: {urgent: 2h, moderate: 4h, minor: 8h}   # or within: for all
+//	    clock: 7x24                # 7x24 | business | site_hours
+//	providers:                     # contracts, by the inventory's provider name
+//	  acme:
+//	    name: "ACME O&M 2026-017"
+//	    targets:
+//	      response: {within: 15m}
+//
+// A contract's target replaces the policy's durations when it sets within
+// or by_severity, and its clock when it sets clock; targets it leaves out
+// are the policy's.
+//
 // The policy's Version (its name and a hash of its effective content and
 // holiday calendar) is what a report prints, so figures can be traced to
 // the exact rules that produced them.
@@ -350,6 +377,11 @@ func build(f File) (*Policy, error) {
 	}
 	if len(f.BusinessHours) == 0 {
 		f.BusinessHours = calendar.DefaultBusinessHours
+	}
+	for i, oh := range f.BusinessHours {
+		if _, err := calendar.NewHours(calendar.HoursConfig{Weekly: []inventory.OpeningHours{oh}}); err != nil {
+			return nil, fail(fmt.Sprintf("business_hours.%d", i), "%v", err)
+		}
 	}
 	if p.business, err = calendar.Business(f.BusinessHours, p.loc, p.holidays); err != nil {
 		return nil, fail("business_hours", "%v", err)

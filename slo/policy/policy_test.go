@@ -171,7 +171,7 @@ func TestInvalidPolicies(t *testing.T) {
 	f("fujian.bad.yml", `:6: targets.repair: no repair time for severity general: the fujian-2022 preset sets none (the contract does); set within or by_severity`)
 	f("duration.bad.yml", `:5: duration "two hours": want e.g. 30s, 5m, 12h, 90d, 2w or 1y`)
 	f("unknown.bad.yml", `:4: field repiar not found in type policy.Targets`)
-	f("hours.bad.yml", `:3: business_hours: close 08:30 is not after open 17:30`)
+	f("hours.bad.yml", `:5: business_hours.1: close 08:30 is not after open 17:30`)
 	f("preset.bad.yml", `:3: preset: preset "gb-2099" is not one of db12-1060, fujian-2022, none`)
 	f("name.bad.yml", `:2: name: name "my policy": give the policy a name without spaces or '@' (it starts the policy version)`)
 
@@ -235,5 +235,25 @@ func TestVersion(t *testing.T) {
 	}
 	if p.NonWorkingDay(sh("2026-02-16 10:00")) {
 		t.Error("the directory's 2026 has no Spring Festival: 2026-02-16 is a Monday at work")
+	}
+}
+
+// TestTestdata: every *.good.yml loads, every *.bad.yml fails with its
+// file and line (TestInvalidPolicies checks the messages).
+func TestTestdata(t *testing.T) {
+	good, _ := filepath.Glob("testdata/*.good.yml")
+	bad, _ := filepath.Glob("testdata/*.bad.yml")
+	if len(good) < 3 || len(bad) < 8 {
+		t.Fatalf("%d good and %d bad files", len(good), len(bad))
+	}
+	for _, f := range good {
+		if _, err := Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	for _, f := range bad {
+		if _, err := Load(f); err == nil || !strings.HasPrefix(err.Error(), f+":") {
+			t.Errorf("%s: error %v, want one starting with the file and line", f, err)
+		}
 	}
 }
