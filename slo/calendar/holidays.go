@@ -44,6 +44,7 @@ func DateOf(t time.Time, loc *time.Location) Date {
 	return Date{y, m, d}
 }
 
+// String is YYYY-MM-DD.
 func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day) }
 
 // Weekday returns the day of the week of d.
@@ -216,6 +217,7 @@ const (
 	MakeUp                 // a weekend day worked (调休上班)
 )
 
+// String names the kind of day.
 func (k DayKind) String() string {
 	return [...]string{"regular", "holiday", "make-up working day"}[k]
 }

@@ -133,6 +133,9 @@ func TestPauseExcluded(t *testing.T) {
 	in.then(ledger.KindResumed, sh("2026-03-09 12:30")).then(ledger.KindResolved, sh("2026-03-09 13:00"))
 	r = in.result(t, e, later)
 	check(t, "repair", r.Repair, Met, time.Hour, 2*time.Hour, 0)
+	if r.Measure(policy.Repair) != &r.Repair || r.Measure(policy.Response) != &r.Response || r.Measure(policy.Arrival) != &r.Arrival || r.Measure("x") != nil {
+		t.Error("Measure does not find the measures")
+	}
 	if r.Repair.Paused != 2*time.Hour || !r.Repair.Deadline.Equal(sh("2026-03-09 14:00")) || r.Repair.Used != 0.5 {
 		t.Errorf("repair paused %s deadline %s used %g; want 2h, 14:00, 0.5", r.Repair.Paused, r.Repair.Deadline, r.Repair.Used)
 	}

@@ -130,6 +130,20 @@ func (r *Result) Breached() bool {
 	return r.Response.Status == Breached || r.Arrival.Status == Breached || r.Repair.Status == Breached
 }
 
+// Measure returns the measure of kind (policy.Response, Arrival or
+// Repair), or nil.
+func (r *Result) Measure(kind string) *Measure {
+	switch kind {
+	case policy.Response:
+		return &r.Response
+	case policy.Arrival:
+		return &r.Arrival
+	case policy.Repair:
+		return &r.Repair
+	}
+	return nil
+}
+
 // Decided reports whether the incident's compliance is known: a target is
 // breached, or it resolved with a target met.
 func (r *Result) Decided() bool {
