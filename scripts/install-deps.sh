@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a group of tasks needs, idempotently:
-#   install-deps.sh test    what `make test` starts (a real Prometheus, promtool, NUT upsd, ippeveprinter, snmpd, nftables, PostgreSQL 15)
+#   install-deps.sh test    what `make test` starts (a real Prometheus, promtool, NUT upsd, ippeveprinter, snmpd, nftables, PostgreSQL 15,
+#                           headless Chromium, poppler-utils and a CJK font for the SLA report's HTML and PDF)
 #   install-deps.sh bench   what `make bench` compares against (VictoriaMetrics, Prometheus)
 # Package services are not started: the tests start their own instances.
 set -euo pipefail
@@ -9,7 +10,7 @@ set -euo pipefail
 packages=()
 for group in "${@:-test}"; do
 	case "$group" in
-	test) packages+=(prometheus prometheus-alertmanager nut-server cups-ipp-utils avahi-daemon dbus snmpd snmp python3 nftables iproute2 postgresql-15) ;;
+	test) packages+=(prometheus prometheus-alertmanager nut-server cups-ipp-utils avahi-daemon dbus snmpd snmp python3 nftables iproute2 postgresql-15 chromium poppler-utils fonts-noto-cjk) ;;
 	bench) packages+=(prometheus victoria-metrics) ;;
 	*) echo "install-deps: unknown group $group (use test or bench)" >&2; exit 2 ;;
 	esac

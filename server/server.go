@@ -41,6 +41,7 @@ import (
 	"github.com/kioskmon/kioskmon/slo/escalation"
 	"github.com/kioskmon/kioskmon/slo/intake"
 	"github.com/kioskmon/kioskmon/slo/ledger"
+	"github.com/kioskmon/kioskmon/slo/report"
 )
 
 // Version is set at build time.
@@ -161,7 +162,8 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 	if externalURL == "" {
 		externalURL = "http://" + cfg.Listen
 	}
-	escalations := escalation.New(escalation.Config{ExternalURL: externalURL}, ledg, complianceEngines(slaPolicy, kiosks),
+	engines := complianceEngines(slaPolicy, kiosks)
+	escalations := escalation.New(escalation.Config{ExternalURL: externalURL}, ledg, engines,
 		storeQuerier{st}, log.With(logger, "component", "escalation"), self)
 	escCtx, stopEsc := context.WithCancel(ctx)
 	escDone := make(chan struct{})
@@ -194,11 +196,13 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		// The evaluator stops before the storage closes (defers run last-in first-out).
 		defer func() { stopEval(); <-evalDone }()
 	}
+	var inspections *inspection.Ledger
 	if !cfg.Inspection.Disable {
 		ins, err := newInspector(cfg, evCfg, kiosks, st, openAlerts, self, logger)
 		if err != nil {
 			return err
 		}
+		inspections = ins.Ledger()
 		mux.Handle("/api/v1/inspections", readAuth.wrap(ins.RecordsHandler()))
 		mux.Handle("/api/v1/inspections/coverage", readAuth.wrap(ins.CoverageHandler()))
 		mux.Handle("/api/v1/inspections/run", readAuth.wrap(ins.RunHandler()))
@@ -207,6 +211,11 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		go func() { defer close(insDone); ins.Run(insCtx) }()
 		defer func() { stopIns(); <-insDone }()
 	}
+	mux.Handle("GET /api/v1/sla/report", tokens.Require(access.Viewer, denied, &report.Handler{Sources: func() (report.Sources, error) {
+		engine, err := engines()
+		return report.Sources{Ledger: ledg, Engine: engine, Inventory: kiosks.Index().Inventory(), Inspections: inspections,
+			InspectionInterval: time.Duration(cfg.Inspection.Interval)}, err
+	}}))
 	// Opening hours as series: the consumables forecasts count time in
 	// opening hours, in kioskmon or in a Prometheus or vmalert reading this
 	// storage, so they are written even when kioskmon evaluates no rules.

@@ -25,6 +25,7 @@ usage:
   kioskmon incidents list|show|report-fault|ack|dispatch|arrive|resolve|close ...
                                       the incident ledger (see kioskmon incidents help)
   kioskmon tokens add|list|revoke     API tokens and their roles
+  kioskmon sla report --month YYYY-MM the monthly SLA report (html, pdf, csv; zh, en)
   kioskmon version                    print the version
 `
 
@@ -49,6 +50,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runIncidents(args[1:], stdout, stderr)
 	case "tokens":
 		err = runTokens(args[1:], stdout, stderr)
+	case "sla":
+		err = runSLA(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "kioskmon", version)
 	case "help", "-h", "--help":
