@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -560,5 +562,47 @@ func TestMonthErrors(t *testing.T) {
 	}
 	if _, err := New(Config{}); err == nil {
 		t.Error("no policy")
+	}
+}
+
+// TestCorrectedCalendarCorrectsHistory: the same events under a corrected
+// holiday file give other figures and another policy version.
+func TestCorrectedCalendarCorrectsHistory(t *testing.T) {
+	events := opened(1, sh("2026-02-13 16:30"), "k1", "acme", "minor").
+		then(ledger.KindResolved, sh("2026-02-24 10:00")).events
+	before := engine(t)
+	dir := t.TempDir()
+	policyFile, err := os.ReadFile("testdata/sla.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An operator's 2026 file that (wrongly) has no Spring Festival.
+	if err := os.WriteFile(filepath.Join(dir, "cn-2026.yml"),
+		[]byte("version: v1\nyear: 2026\nholidays:\n  - {name: 元旦, from: 2026-01-01, to: 2026-01-03}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse(append(policyFile, []byte("holidays: "+dir+"\n")...), "sla.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := New(Config{Policy: p, Inventory: testInventory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := before.Incident(events, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := after.Incident(events, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the festival: Friday 1h, Saturday 02-14 is an ordinary
+	// Saturday, then six working days of 7.5h and Tuesday 1.5h: 47.5h.
+	if a.Repair.Elapsed != 10*time.Hour || b.Repair.Elapsed != 47*time.Hour+30*time.Minute {
+		t.Errorf("repair %s and %s, want 10h and 47h30m", a.Repair.Elapsed, b.Repair.Elapsed)
+	}
+	if a.Policy == b.Policy {
+		t.Errorf("both under %s", a.Policy)
 	}
 }
