@@ -39,6 +39,8 @@ pushes live every 15 s and fills in the last $BACKFILL. Ctrl-C stops both.
   try:       curl -s 'http://$LISTEN/api/v1/query?query=sum(kiosk_app_up)%20by%20(district)'
   alerts:    http://$LISTEN/api/v1/alerts   rules: http://$LISTEN/api/v1/rules   held back: http://$LISTEN/api/v1/alerts/held
   inspections: http://$LISTEN/api/v1/inspections   coverage: http://$LISTEN/api/v1/inspections/coverage
+  incidents: export KIOSKMON_TOKEN=\$(cat $dir/data/admin-token); bin/kioskmon incidents list --open
+  SLA report: http://$LISTEN/api/v1/sla/report?month=$(TZ=Asia/Shanghai date +%Y-%m)&lang=zh (any user name; password: the token in $dir/data/admin-token)
   faults:    $dir/truth-backfill.jsonl and $dir/truth.jsonl (what the simulator injected)
   inventory: $dir/inventory.yml   data: $dir/data
 

@@ -274,8 +274,10 @@ func (s *Store) Require(role Role, denied func(reason string), next http.Handler
 			if denied != nil {
 				denied("unauthenticated")
 			}
-			w.Header().Set("WWW-Authenticate", `Bearer realm="kioskmon incidents"`)
-			http.Error(w, "kioskmon: this needs a token (Authorization: Bearer TOKEN); the first admin token is in the server's data directory, file admin-token", http.StatusUnauthorized)
+			// Basic, so that a browser asks: a manager opens the report
+			// with any user name and the token as the password.
+			w.Header().Set("WWW-Authenticate", `Basic realm="kioskmon"`)
+			http.Error(w, "kioskmon: this needs a token (Authorization: Bearer TOKEN, or as the Basic auth password); the first admin token is in the server's data directory, file admin-token", http.StatusUnauthorized)
 			return
 		}
 		if id.Role < role {

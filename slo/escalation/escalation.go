@@ -45,6 +45,15 @@ const (
 	MetricOpen = "kioskmon_sla_open_incidents"
 	// MetricOpenBreached counts open incidents past a target's deadline.
 	MetricOpenBreached = "kioskmon_sla_open_breached_incidents"
+	// Month to date, by provider: incidents opened this month, how many
+	// are decided and compliant (compliance is
+	// sum(compliant)/sum(decided)), breaches by target, MTTA and MTTR.
+	MetricMonthIncidents = "kioskmon_sla_month_incidents"
+	MetricMonthDecided   = "kioskmon_sla_month_decided_incidents"
+	MetricMonthCompliant = "kioskmon_sla_month_compliant_incidents"
+	MetricMonthBreaches  = "kioskmon_sla_month_breaches"
+	MetricMonthMTTA      = "kioskmon_sla_month_mtta_seconds"
+	MetricMonthMTTR      = "kioskmon_sla_month_mttr_seconds"
 )
 
 // Config configures a Watcher.
@@ -58,6 +67,9 @@ type Config struct {
 	KeepResolved time.Duration
 	// ExternalURL links an alert to its incident.
 	ExternalURL string
+	// MonthEvery is how often the month-to-date figures are computed and
+	// written. Default 5m.
+	MonthEvery time.Duration
 }
 
 // Watcher checks the open incidents.
@@ -70,6 +82,8 @@ type Watcher struct {
 
 	checks, failures *metrics.Counter
 	raised           *metrics.Counter
+
+	lastMonth time.Time // when the month-to-date figures were last written
 
 	mu     sync.Mutex
 	alerts map[string]*evaluator.Alert // by incident/target
@@ -87,6 +101,9 @@ func New(cfg Config, l *ledger.Ledger, engine func() (*compliance.Engine, error)
 	}
 	if cfg.KeepResolved <= 0 {
 		cfg.KeepResolved = 15 * time.Minute
+	}
+	if cfg.MonthEvery <= 0 {
+		cfg.MonthEvery = 5 * time.Minute
 	}
 	return &Watcher{cfg: cfg, ledger: l, engine: engine, writer: writer, logger: logger,
 		checks:   self.NewCounter(`kioskmon_sla_escalation_checks_total`),
@@ -184,6 +201,14 @@ func (w *Watcher) check(ctx context.Context, now time.Time) error {
 		level.Info(w.logger).Log("msg", "SLA escalation", "incident", a.Labels["incident"], "target", a.Labels["target"],
 			"level", a.Labels["escalation"], "kiosk", a.Labels["kiosk"], "provider", a.Labels["provider"])
 	}
+	if w.writer != nil && now.Sub(w.lastMonth) >= w.cfg.MonthEvery {
+		month, err := monthToDate(ctx, engine, w.ledger, now)
+		if err != nil {
+			return fmt.Errorf("month-to-date SLA figures: %w", err)
+		}
+		series = append(series, month...)
+		w.lastMonth = now
+	}
 	if w.writer != nil && len(series) > 0 {
 		if err := w.writer.WriteSeries(series); err != nil {
 			return fmt.Errorf("write the SLA series: %w", err)
@@ -279,4 +304,37 @@ func (w *Watcher) Alerts() []evaluator.Alert {
 		out = append(out, *w.alerts[k])
 	}
 	return out
+}
+
+// monthToDate is the figures of the incidents opened this month (in the
+// policy's timezone), by provider, as series at now.
+func monthToDate(ctx context.Context, engine *compliance.Engine, l *ledger.Ledger, now time.Time) ([]inspection.Series, error) {
+	local := now.In(engine.Policy().Location())
+	from := time.Date(local.Year(), local.Month(), 1, 0, 0, 0, 0, local.Location())
+	rep, err := engine.Report(ctx, l, from, from.AddDate(0, 1, 0), now)
+	if err != nil {
+		return nil, err
+	}
+	var out []inspection.Series
+	add := func(name string, v float64, labels ...evaluator.Label) {
+		out = append(out, inspection.Series{At: now, Value: v,
+			Labels: append([]evaluator.Label{{Name: "__name__", Value: name}}, labels...)})
+	}
+	for _, provider := range slices.Sorted(maps.Keys(rep.By[compliance.ByProvider])) {
+		st := rep.By[compliance.ByProvider][provider]
+		p := evaluator.Label{Name: "provider", Value: provider}
+		add(MetricMonthIncidents, float64(st.Incidents), p)
+		add(MetricMonthDecided, float64(st.Decided), p)
+		add(MetricMonthCompliant, float64(st.Compliant), p)
+		add(MetricMonthBreaches, float64(st.Response.Breached), p, evaluator.Label{Name: "target", Value: "response"})
+		add(MetricMonthBreaches, float64(st.Arrival.Breached), p, evaluator.Label{Name: "target", Value: "arrival"})
+		add(MetricMonthBreaches, float64(st.Repair.Breached), p, evaluator.Label{Name: "target", Value: "repair"})
+		if st.Response.Measured > 0 {
+			add(MetricMonthMTTA, st.MTTA().Seconds(), p)
+		}
+		if st.Repair.Measured > 0 {
+			add(MetricMonthMTTR, st.MTTR().Seconds(), p)
+		}
+	}
+	return out, nil
 }

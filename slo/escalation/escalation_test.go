@@ -132,6 +132,19 @@ func TestWarningsEscalateAndClear(t *testing.T) {
 		t.Fatal(err)
 	}
 	step(71*time.Minute, nil)
+	// The month-to-date figures: one incident of acme, decided (the
+	// response breached), not compliant, acknowledged after 32 minutes.
+	w.lastMonth = time.Time{}
+	step(72*time.Minute, nil)
+	for name, want := range map[string]float64{MetricMonthIncidents: 1, MetricMonthDecided: 1, MetricMonthCompliant: 0,
+		MetricMonthMTTA: 32 * 60, MetricMonthMTTR: 70 * 60} {
+		if v, ok := series.value(name, map[string]string{"provider": "acme"}); !ok || v != want {
+			t.Errorf("%s = %g %v, want %g", name, v, ok, want)
+		}
+	}
+	if v, _ := series.value(MetricMonthBreaches, map[string]string{"provider": "acme", "target": "response"}); v != 1 {
+		t.Errorf("response breaches %g, want 1", v)
+	}
 	// Resolved warnings are forgotten after KeepResolved.
 	step(2*time.Hour, nil)
 	if n := len(w.Alerts()); n != 0 {
