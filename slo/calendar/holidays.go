@@ -270,7 +270,9 @@ func NewHolidays(years ...*Year) (*Holidays, error) {
 
 // DefaultHolidays returns the embedded calendar (2025 and 2026), shared:
 // a Holidays is read-only.
-var DefaultHolidays = sync.OnceValue(func() *Holidays {
+func DefaultHolidays() *Holidays { return defaultHolidays() }
+
+var defaultHolidays = sync.OnceValue(func() *Holidays {
 	h, err := LoadHolidays("")
 	if err != nil {
 		panic(err) // the embedded files are tested
