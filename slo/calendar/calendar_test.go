@@ -346,12 +346,21 @@ func TestExcluding(t *testing.T) {
 }
 
 func TestDateNext(t *testing.T) {
+	for _, s := range []string{"1970-01-01", "1969-12-31", "2000-02-29", "2100-03-01", "1600-03-01", "0001-01-01"} {
+		d := date(s)
+		if got, want := d.key(), int32(d.utc().Unix()/86400); got != want {
+			t.Errorf("%s: day %d, want %d", s, got, want)
+		}
+		if d.Weekday() != d.utc().Weekday() {
+			t.Errorf("%s: %s, want %s", s, d.Weekday(), d.utc().Weekday())
+		}
+	}
 	d := date("1999-12-25")
 	for range 3 * 366 * 2 {
 		if got, want := d.next(), d.AddDays(1); got != want {
 			t.Fatalf("%s: next %s, want %s", d, got, want)
 		}
-		if d.next().key() != d.key()+1 {
+		if d.next().key() != d.key()+1 || d.key() != int32(d.utc().Unix()/86400) {
 			t.Fatalf("%s: key does not follow", d)
 		}
 		d = d.next()

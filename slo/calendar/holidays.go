@@ -48,7 +48,10 @@ func DateOf(t time.Time, loc *time.Location) Date {
 func (d Date) String() string { return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day) }
 
 // Weekday returns the day of the week of d.
-func (d Date) Weekday() time.Weekday { return d.utc().Weekday() }
+func (d Date) Weekday() time.Weekday { return weekdayOf(d.key()) }
+
+// weekdayOf is the weekday of day number k (1970-01-01 was a Thursday).
+func weekdayOf(k int32) time.Weekday { return time.Weekday(((k+4)%7 + 7) % 7) }
 
 // AddDays returns d moved by n days.
 func (d Date) AddDays(n int) Date {
@@ -80,8 +83,23 @@ func (d Date) next() Date {
 
 func (d Date) utc() time.Time { return time.Date(d.Year, d.Month, d.Day, 0, 0, 0, 0, time.UTC) }
 
-// key numbers days from 1970-01-01, for maps.
-func (d Date) key() int32 { return int32(d.utc().Unix() / 86400) }
+// key numbers days from 1970-01-01, for maps: days_from_civil of
+// H. Hinnant's date algorithms, in integers (d must be a valid date).
+func (d Date) key() int32 {
+	y, m := int64(d.Year), int64(d.Month)
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era--
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + int64(d.Day) - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int32(era*146097 + doe - 719468)
+}
 
 // UnmarshalYAML reads the scalar as written: YAML 1.1 would make it a timestamp.
 func (d *Date) UnmarshalYAML(n *yaml.Node) error {
@@ -387,6 +405,6 @@ func (h *Holidays) WorkingDay(d Date) bool {
 	case MakeUp:
 		return true
 	}
-	wd := d.Weekday()
+	wd := weekdayOf(d.key())
 	return wd != time.Saturday && wd != time.Sunday
 }

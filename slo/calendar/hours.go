@@ -128,7 +128,7 @@ func (h *Hours) spans(d Date) []span { return h.spansOf(d.key()) }
 // spansOf returns the open spans of the date numbered day (days since
 // 1970-01-01, a Thursday).
 func (h *Hours) spansOf(day int32) []span {
-	wd := time.Weekday(((day+4)%7 + 7) % 7)
+	wd := weekdayOf(day)
 	if h.rule == FollowHolidays && h.hol != nil {
 		switch h.hol.kindOf(day) {
 		case Off:
