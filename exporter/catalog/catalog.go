@@ -119,7 +119,7 @@ var Metrics = []Metric{
 	{Name: "kiosk_printer_state_reason", Type: Gauge, Group: Consumables, Labels: []string{"printer", "reason", "severity"},
 		Help: "1 for each printer-state-reason the printer reports (IPP keywords such as media-empty, media-jam, toner-low, door-open), with its severity (report, warning, error).", Faults: []string{"hw.printer_fault"}},
 	{Name: "kiosk_printed_pages_total", Type: Counter, Group: Consumables, Labels: []string{"printer"},
-		Help: "Pages (or receipts) printed, from the printer's own counter: consumption drives the paper and toner forecast."},
+		Help: "Pages (or receipts) printed, from the printer's own counter: how much the kiosk is used."},
 
 	// Peripherals.
 	{Name: "kiosk_peripheral_state", Type: Gauge, Group: Peripherals, Labels: []string{"device", "kind", "state"}, States: PeripheralStates,

@@ -74,3 +74,60 @@ func TestImportAndHistories(t *testing.T) {
 		}
 	})
 }
+
+// TestScanCheckedFindsTampering: a checked scan hands over the period's
+// events and fails on an edited, removed or appended-outside event.
+func TestScanCheckedFindsTampering(t *testing.T) {
+	ctx := context.Background()
+	l, err := Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var hist []History
+	for i := range 5 {
+		at := t0.AddDate(0, 0, 10*i) // 2 Nov, 12 Nov, ... 12 Dec
+		hist = append(hist, History{Open: personOpen(fmt.Sprintf("k%d", i), "hw.paper_out", at),
+			Events: []Event{{Kind: KindAcknowledged, At: at.Add(time.Minute), Actor: "li", Source: "api"}}})
+	}
+	if _, err := l.Import(ctx, hist); err != nil {
+		t.Fatal(err)
+	}
+	novFrom, novTo := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	scan := func() ([]string, ChainCheck, error) {
+		var got []string
+		c, err := l.ScanChecked(ctx, novFrom, novTo, func(e Event) error {
+			got = append(got, fmt.Sprintf("%d:%s:%s", e.Seq, e.Kind, e.Data.Kiosk))
+			return nil
+		})
+		return got, c, err
+	}
+	got, c, err := scan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "3:opened:k1 4:acknowledged: 5:opened:k2 6:acknowledged:" || c.FromSeq != 3 || c.Events != 8 {
+		t.Fatalf("scan: %v %+v", got, c)
+	}
+	for _, tc := range []struct{ name, tamper, undo, want string }{
+		{"edited", `UPDATE events SET actor = 'someone' WHERE seq = 6`, `UPDATE events SET actor = 'li' WHERE seq = 6`,
+			"event 6: its content"},
+		{"the last removed", `DELETE FROM events WHERE seq = 10`, "", "the head says 10 events, the log ends at 9"},
+		{"one removed", `DELETE FROM events WHERE seq = 8`, "", "event 9: it does not follow event 7"},
+	} {
+		if _, err := l.db.ExecContext(ctx, tc.tamper); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := scan(); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrTampered naming %q", tc.name, err, tc.want)
+		}
+		if tc.undo != "" {
+			if _, err := l.db.ExecContext(ctx, tc.undo); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := scan(); err != nil {
+				t.Fatalf("after undoing %s: %v", tc.name, err)
+			}
+		}
+	}
+}

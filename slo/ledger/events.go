@@ -116,13 +116,19 @@ func chainHash(prev string, e *Event) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return chainHashData(prev, e, data), nil
+}
+
+// chainHashData is chainHash of an event whose data is already encoded:
+// the bytes stored are the bytes hashed.
+func chainHashData(prev string, e *Event, data []byte) string {
 	h := sha256.New()
 	for _, part := range []string{prev, strconv.FormatInt(e.Seq, 10), strconv.FormatInt(e.Incident, 10), e.Kind,
 		strconv.FormatInt(e.At.UnixMilli(), 10), strconv.FormatInt(e.RecordedAt.UnixMilli(), 10), e.Actor, e.Source, string(data)} {
 		h.Write([]byte(part))
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // apply checks that e may happen to inc now and applies it. It is the whole

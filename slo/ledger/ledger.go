@@ -194,15 +194,13 @@ func appendEvent(ctx context.Context, tx *sql.Tx, h *head, e *Event) error {
 func appendEventWith(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, h *head, e *Event) error {
 	h.seq++
 	e.Seq, e.PrevHash = h.seq, h.hash
-	hash, err := chainHash(h.hash, e)
-	if err != nil {
-		return err
-	}
-	e.Hash, h.hash = hash, hash
 	data, err := jsonData(e.Data)
 	if err != nil {
 		return err
 	}
+	// The bytes stored are the bytes hashed.
+	e.Hash = chainHashData(h.hash, e, []byte(data))
+	h.hash = e.Hash
 	args := []any{e.Seq, e.Incident, e.Kind, e.At.UnixMilli(), e.RecordedAt.UnixMilli(), e.Actor, e.Source, data, e.PrevHash, e.Hash}
 	if stmt != nil {
 		_, err = stmt.ExecContext(ctx, args...)
