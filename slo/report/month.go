@@ -165,10 +165,43 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 	// One read both feeds the figures and verifies the hash chain from the
 	// month's first event to the head: a report stands on events nobody
 	// edited.
+	// The read (SQLite or the network, hashes, JSON) and the figures run
+	// on two cores, handing events over in batches.
+	batches := make(chan []ledger.Event, 4)
+	free := make(chan []ledger.Event, 6)
+	folded := make(chan error, 1)
+	go func() {
+		var err error
+		for batch := range batches {
+			for _, e := range batch {
+				if err == nil {
+					extras.add(e)
+					err = agg.Add(e)
+				}
+			}
+			free <- batch[:0]
+		}
+		folded <- err
+	}()
+	const batchSize = 4096
+	batch := make([]ledger.Event, 0, batchSize)
 	chain, err := src.Ledger.ScanChecked(ctx, from, asOf.Add(time.Millisecond), func(e ledger.Event) error {
-		extras.add(e)
-		return agg.Add(e)
+		batch = append(batch, e)
+		if len(batch) == batchSize {
+			batches <- batch
+			select {
+			case batch = <-free:
+			default:
+				batch = make([]ledger.Event, 0, batchSize)
+			}
+		}
+		return nil
 	})
+	batches <- batch
+	close(batches)
+	if foldErr := <-folded; err == nil {
+		err = foldErr
+	}
 	if err != nil {
 		if errors.Is(err, ledger.ErrTampered) {
 			return nil, fmt.Errorf("the incident ledger fails verification, so no report can stand on it: %w", err)
