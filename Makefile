@@ -36,9 +36,13 @@ test-unit: ## run the tests that need nothing installed
 footprint: ## measure the kiosk exporter's peak RSS and CPU share (FOOTPRINT_DURATION, default 300 s)
 	bash scripts/footprint.sh
 
-bench: ## run the ingest benchmark against peers and the rule evaluation cost; results in bench-results/
+bench: ## run the ingest benchmark against peers, the rule evaluation cost and the SLA report's; results in bench-results/
 	bash scripts/bench.sh
 	bash scripts/bench-rules.sh
+	bash scripts/bench-sla.sh
+
+bench-sla: ## the monthly SLA report over 1,000,000 incidents on SQLite and PostgreSQL (SLA_INCIDENTS, SLA_KIOSKS)
+	bash scripts/bench-sla.sh
 
 fuzz: ## run each fuzz test for FUZZTIME (default 15s)
 	bash scripts/fuzz.sh $(FUZZTIME)

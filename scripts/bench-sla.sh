@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The monthly SLA report's cost: a ledger holding one month (October 2026) of
+# SLA_INCIDENTS incidents (default 1000000) over SLA_KIOSKS kiosks (default
+# 100000), each with its lifecycle, on SQLite and on a real PostgreSQL 15
+# (SLA_BACKENDS, default "sqlite postgres"); then `kioskmon sla report` in HTML
+# and CSV, timed, with its peak RSS. Writes bench-results/sla.txt. Filling the
+# ledger takes minutes (it goes through the ledger's own import, hash chain
+# and lifecycle checks); the filled ledgers are kept in bench-results/sla-cache
+# for reruns of the same size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+incidents=${SLA_INCIDENTS:-1000000}
+kiosks=${SLA_KIOSKS:-100000}
+backends=${SLA_BACKENDS:-sqlite postgres}
+mkdir -p bin bench-results
+go build -o bin/kioskmon ./cmd/kioskmon
+go build -o bin/slobench ./internal/slobench
+cache=bench-results/sla-cache/$kiosks-$incidents
+mkdir -p "$cache"
+out=bench-results/sla.txt
+echo "SLA report, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores: one month, $incidents incidents, $kiosks kiosks" > "$out"
+
+report() { # backend dsn
+	for format in html csv; do
+		/usr/bin/time -f '%e %M' -o "$cache/time" bin/kioskmon sla report --ledger "$2" --inventory "$cache/inventory.yml" \
+			--month 2026-10 --format "$format" --lang zh --out "$cache/report.$format" 2>"$cache/report.log"
+		read -r secs rss < "$cache/time"
+		measured=$(sed -n 's/.*measured in \(.*\)$/\1/p' "$cache/report.log")
+		printf '%-8s %-4s: %6.2f s wall (figures %s), peak RSS %4.0f MiB, %s bytes\n' "$1" "$format" "$secs" "$measured" \
+			"$(echo "$rss/1024" | bc -l)" "$(stat -c %s "$cache/report.$format")" | tee -a "$out"
+	done
+}
+
+for backend in $backends; do
+	case $backend in
+	sqlite)
+		dsn=$PWD/$cache/ledger.db
+		if [ ! -f "$cache/sqlite.done" ]; then
+			rm -f "$dsn" "$dsn-wal" "$dsn-shm"
+			echo "bench-sla: filling the SQLite ledger ($incidents incidents)..."
+			start=$(date +%s)
+			bin/slobench --kiosks "$kiosks" --incidents "$incidents" --inventory "$cache/inventory.yml" --ledger "$dsn" 2>&1 |
+				awk 'NR % 10 == 0 || /in [0-9]/' >&2
+			echo "sqlite   fill: $(( $(date +%s) - start )) s, $(du -m "$dsn" | cut -f1) MiB" | tee -a "$out"
+			touch "$cache/sqlite.done"
+		fi
+		report sqlite "$dsn"
+		;;
+	postgres)
+		bin=/usr/lib/postgresql/15/bin
+		[ -x "$bin/pg_ctl" ] || { echo "bench-sla: PostgreSQL 15 is not installed (bash scripts/install-deps.sh test)" >&2; continue; }
+		pgdir=$(mktemp -d)
+		chmod 755 "$pgdir"
+		as=()
+		if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; as=(runuser -u postgres --); fi
+		"${as[@]}" "$bin/initdb" -D "$pgdir/data" -U kioskmon --auth=trust -E UTF8 >/dev/null
+		port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+		"${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir" -w start >/dev/null
+		dsn="postgres://kioskmon@127.0.0.1:$port/postgres?sslmode=disable"
+		[ -f "$cache/inventory.yml" ] || bin/slobench --kiosks "$kiosks" --incidents 0 --inventory "$cache/inventory.yml" --ledger "$PWD/$cache/empty.db" >/dev/null 2>&1
+		echo "bench-sla: filling the PostgreSQL ledger ($incidents incidents)..."
+		start=$(date +%s)
+		bin/slobench --kiosks "$kiosks" --incidents "$incidents" --inventory "$cache/inventory.yml" --ledger "$dsn" 2>&1 |
+			awk 'NR % 10 == 0 || /in [0-9]/' >&2
+		echo "postgres fill: $(( $(date +%s) - start )) s" | tee -a "$out"
+		report postgres "$dsn"
+		"${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null
+		rm -rf "$pgdir"
+		;;
+	*) echo "bench-sla: unknown backend $backend (sqlite, postgres)" >&2; exit 2 ;;
+	esac
+done
