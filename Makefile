@@ -6,7 +6,7 @@ LDFLAGS  := -X main.version=$(VERSION) -X github.com/kioskmon/kioskmon/exporter.
 EXPORTER_PLATFORMS := windows/amd64 linux/amd64 linux/arm64 linux/loong64
 FUZZTIME ?= 15s
 
-.PHONY: footprint help build exporter-all run test test-unit test-e2e bench fuzz lint deps clean
+.PHONY: footprint help build exporter-all run test test-unit test-e2e bench bench-sla fuzz lint deps clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
