@@ -78,12 +78,11 @@ func TestImportAndHistories(t *testing.T) {
 // TestScanCheckedFindsTampering: a checked scan hands over the period's
 // events and fails on an edited, removed or appended-outside event.
 func TestScanCheckedFindsTampering(t *testing.T) {
+	eachBackend(t, testScanChecked)
+}
+
+func testScanChecked(t *testing.T, l *Ledger) {
 	ctx := context.Background()
-	l, err := Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	var hist []History
 	for i := range 5 {
 		at := t0.AddDate(0, 0, 10*i) // 2 Nov, 12 Nov, ... 12 Dec
