@@ -99,6 +99,7 @@ func (m *Month) CSV(w io.Writer, lang string) error {
 	summary("generated", rfc3339(m.Generated, loc))
 	summary("policy", m.PolicyName)
 	summary("policy_version", c.Policy)
+	summary("chain_from_seq", strconv.FormatInt(m.Chain.FromSeq, 10))
 	summary("chain_events", strconv.FormatInt(m.Chain.Events, 10))
 	summary("chain_error", m.Chain.Err)
 	summary("kiosks", strconv.Itoa(m.Kiosks))

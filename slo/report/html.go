@@ -179,9 +179,12 @@ func (m *Month) page(l *language) *page {
 	}
 	p.Generated = fmt.Sprintf("%s %s (%s)", l.T("generated"), m.Generated.In(loc).Format("2006-01-02 15:04"), tz)
 	p.ChainOK = m.Chain.Err == ""
-	if p.ChainOK {
+	switch {
+	case p.ChainOK && m.Chain.FromSeq > 0:
+		p.Chain = l.F("chain.okfrom", m.Chain.FromSeq, m.Chain.Events)
+	case p.ChainOK:
 		p.Chain = l.F("chain.ok", m.Chain.Events)
-	} else {
+	default:
 		p.Chain = l.F("chain.bad", m.Chain.Events, m.Chain.Err)
 	}
 	m.summary(p, c)
@@ -575,7 +578,7 @@ body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "WenQuanYi Zen Hei
   font-size: 10.5pt; line-height: 1.45; color: #222; max-width: 200mm; margin: 0 auto; padding: 8mm 0;
   -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 h1 { font-size: 19pt; margin: 0 0 2pt; }
-h2 { font-size: 14pt; border-bottom: 2px solid #2d4a6b; padding-bottom: 2pt; margin: 18pt 0 6pt; }
+h2 { font-size: 14pt; border-bottom: 2px solid #2d4a6b; padding-bottom: 2pt; margin: 14pt 0 6pt; }
 h3 { font-size: 11.5pt; margin: 12pt 0 4pt; }
 p { margin: 3pt 0; }
 .meta { color: #555; margin: 0; }
@@ -589,7 +592,7 @@ p { margin: 3pt 0; }
 .figure .l, .figure .n { font-size: 9pt; color: #555; }
 .sentences p { margin: 2pt 0; }
 section.page { break-before: page; }
-.chart { break-inside: avoid; margin: 0 0 10pt; }
+.chart { break-inside: avoid; margin: 0 0 8pt; }
 .chart svg { display: block; max-width: 100%; height: auto; }
 svg text { font-size: 12px; fill: #222; }
 svg .ok, svg .bar { fill: #3b7dd8; }
@@ -600,6 +603,7 @@ svg .axis { stroke: #889; stroke-width: 1; }
 svg .goal { stroke: #b00020; stroke-width: 1.5; stroke-dasharray: 4 3; }
 svg text.goal { fill: #b00020; stroke: none; }
 svg text.tick { fill: #666; font-size: 10px; }
+table.breaches th { white-space: nowrap; }
 table { border-collapse: collapse; width: 100%; font-size: 9pt; margin: 4pt 0 10pt; }
 th, td { border: 1px solid #c9d2dc; padding: 2pt 4pt; text-align: left; vertical-align: top; }
 th { background: #eef2f6; }
@@ -614,6 +618,7 @@ table.events { margin: 2pt 0 0; font-size: 8.5pt; }
 .note { color: #555; font-size: 9pt; }
 .nw { white-space: nowrap; }
 figcaption { margin: 0 0 2pt; }
+@media print { body { padding: 0; max-width: none; } }
 </style>
 </head>
 <body>
@@ -815,7 +820,7 @@ figcaption { margin: 0 0 2pt; }
 {{- range .Bars}}
 <text x="{{$.X0}}" dx="-6" y="{{.TextY}}" text-anchor="end">{{.Label}}</text>
 {{- if .W}}
-<rect class="{{.Class}}" x="{{$.X0}}" y="{{.Y}}" width="{{.W}}" height="14" />
+<rect class="{{.Class}}" x="{{$.X0}}" y="{{.Y}}" width="{{.W}}" height="{{$.BarH}}" />
 {{- end}}
 <text x="{{.ValueX}}" y="{{.TextY}}">{{.Value}}</text>
 {{- end}}

@@ -184,7 +184,7 @@ func TestMonthFigures(t *testing.T) {
 	if !slices.Equal(got, want) || c.BreachCount != 4 {
 		t.Errorf("breaches %q (count %d), want %q", got, c.BreachCount, want)
 	}
-	if len(m.Timelines[1]) != 6 || m.Chain.Err != "" || m.Chain.Events != 16 {
+	if len(m.Timelines[1]) != 6 || m.Chain.Err != "" || m.Chain.Events != 16 || m.Chain.FromSeq != 1 {
 		t.Errorf("timeline of #1 %d events, chain %+v", len(m.Timelines[1]), m.Chain)
 	}
 	if m.Kiosks != 5 || m.KiosksWithIncidents != 4 || m.Satisfaction.Count != 3 || m.Inspection.Covered != 2 || m.Inspection.Kiosks != 5 {
@@ -219,7 +219,7 @@ func TestHTMLSummaryAndBreaches(t *testing.T) {
 	}
 	f("zh",
 		`<html lang="zh-CN">`, "月度运维服务质量报告", "2026年10月", "db12-1060", m.Compliance.Policy,
-		"2026-11-05 12:00 (北京时间)", "账本哈希链校验通过，共 16 条事件",
+		"2026-11-05 12:00 (北京时间)", "账本哈希链自第 1 条事件起至最新共 16 条事件逐条校验通过",
 		// summary figures and sentences
 		`<div class="v">4</div>`, "25.0%", "17分30秒", "2小时20分", "4小时", "共有 4 项时限超时",
 		"已判定的 4 起故障中，1 起全部时限达标，达标率 25.0%。", "涉及 5 台终端中的 4 台",
@@ -379,10 +379,15 @@ func TestWordsComplete(t *testing.T) {
 		}
 		src += string(b)
 	}
-	for _, m := range regexp.MustCompile(`\.(?:T|F)\("?([a-z0-9.]+)"`).FindAllStringSubmatch(src, -1) {
+	used := 0
+	for _, m := range regexp.MustCompile(`\.(?:T|F)[( ]"([a-z0-9.]+)"`).FindAllStringSubmatch(src, -1) {
 		if _, ok := zhWords[m[1]]; !ok {
 			t.Errorf("%q is used but not translated", m[1])
 		}
+		used++
+	}
+	if used < 100 {
+		t.Errorf("found %d uses of words in the source: the pattern no longer matches the calls", used)
 	}
 }
 
@@ -435,6 +440,7 @@ func TestCSV(t *testing.T) {
 	}
 	f(find("summary", "month", "2026-10"), nil)
 	f(find("summary", "breach_count", "4"), nil)
+	f(find("summary", "chain_events", "16"), nil)
 	f(find("summary", "policy_version", m.Compliance.Policy), nil)
 	f(find("summary", "inspection_coverage_pct", "40.000"), nil)
 	f(find("group", "total", ""), map[string]string{"incidents": "4", "open": "1", "decided": "4", "compliant": "1",
@@ -592,4 +598,35 @@ func TestPDFWithoutChromium(t *testing.T) {
 		!strings.Contains(err.Error(), "Debian package chromium") {
 		t.Errorf("without Chromium: %v", err)
 	}
+}
+
+func TestHTMLSiteTableBounded(t *testing.T) {
+	m := testMonth(t)
+	sites := m.Compliance.By[compliance.BySite]
+	for i := range 60 {
+		sites[fmt.Sprintf("site-%02d", i)] = &compliance.Stats{Incidents: 1}
+	}
+	page := render(t, m, "zh")
+	if !strings.Contains(page, "仅列出故障数最多的 50 个，共 62 个。") {
+		t.Error("the site table does not say it is cut")
+	}
+	// The two real sites have two incidents each: they lead.
+	if !strings.Contains(page, "station-7") || strings.Contains(page, "site-59") || !strings.Contains(page, "site-47") {
+		t.Error("the site table does not keep the 50 with the most incidents")
+	}
+}
+
+func TestNiceScale(t *testing.T) {
+	f := func(maxV, wantHi, wantStep float64) {
+		t.Helper()
+		if hi, step := niceScale(maxV); hi != wantHi || step != wantStep {
+			t.Errorf("niceScale(%g) = %g, %g; want %g, %g", maxV, hi, step, wantHi, wantStep)
+		}
+	}
+	f(0, 1, 1)
+	f(2, 2, 1)
+	f(7, 8, 2)
+	f(23, 25, 5)
+	f(130, 150, 50)
+	f(1000, 1000, 200)
 }

@@ -13,8 +13,8 @@ import (
 // writes the elements, so every label goes through html/template's
 // escaping like the rest of the page.
 type chart struct {
-	Title         string
-	Width, Height int
+	Title               string
+	Width, Height, BarH int
 	// X0 is where the bars start (the labels end left of it); PlotBottom
 	// is where the grid lines end and the tick labels hang.
 	X0, PlotBottom int
@@ -54,9 +54,9 @@ type barSpec struct {
 // Chart geometry, in SVG user units (px at 100%).
 const (
 	chartWidth   = 680
-	chartRow     = 22
+	chartRow     = 20
 	chartBar     = 14
-	chartTop     = 20 // room for the goal line's label
+	chartTop     = 18 // room for the goal line's label
 	chartAxis    = 22 // tick labels under the plot
 	chartValueW  = 150
 	chartFont    = 12
@@ -69,7 +69,7 @@ const (
 // noData is the note of a chart without bars.
 func barChart(title string, specs []barSpec, lo, hi, step float64, tickLabel func(float64) string, goal float64,
 	goalLabel, moreNote, noData string) *chart {
-	c := &chart{Title: title, Width: chartWidth}
+	c := &chart{Title: title, Width: chartWidth, BarH: chartBar}
 	if len(specs) == 0 {
 		c.Note = noData
 		return c
