@@ -165,39 +165,60 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 	// One read both feeds the figures and verifies the hash chain from the
 	// month's first event to the head: a report stands on events nobody
 	// edited.
-	// The read (SQLite or the network, hashes, JSON) and the figures run
-	// on two cores, handing events over in batches.
-	batches := make(chan []ledger.Event, 4)
-	free := make(chan []ledger.Event, 6)
+	// The read (SQLite or the network, and the hashes) runs on one core;
+	// decoding the events' data and folding the figures on another. Events
+	// go over in batches, their data copied into the batch's arena.
+	type batch struct {
+		events []ledger.Event
+		data   [][2]int // each event's data in arena; {0, 0}: none
+		arena  []byte
+	}
+	const batchSize = 4096
+	batches := make(chan *batch, 4)
+	free := make(chan *batch, 6)
 	folded := make(chan error, 1)
 	go func() {
 		var err error
-		for batch := range batches {
-			for _, e := range batch {
-				if err == nil {
-					extras.add(e)
-					err = agg.Add(e)
+		for b := range batches {
+			for i := range b.events {
+				if err != nil {
+					break
 				}
+				e := &b.events[i]
+				if d := b.data[i]; d[1] > d[0] {
+					if err = ledger.DecodeData(b.arena[d[0]:d[1]], e); err != nil {
+						break
+					}
+				}
+				extras.add(*e)
+				err = agg.Add(*e)
 			}
-			free <- batch[:0]
+			b.events, b.data, b.arena = b.events[:0], b.data[:0], b.arena[:0]
+			free <- b
 		}
 		folded <- err
 	}()
-	const batchSize = 4096
-	batch := make([]ledger.Event, 0, batchSize)
-	chain, err := src.Ledger.ScanChecked(ctx, from, asOf.Add(time.Millisecond), func(e ledger.Event) error {
-		batch = append(batch, e)
-		if len(batch) == batchSize {
-			batches <- batch
-			select {
-			case batch = <-free:
-			default:
-				batch = make([]ledger.Event, 0, batchSize)
-			}
+	newBatch := func() *batch {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return &batch{events: make([]ledger.Event, 0, batchSize), data: make([][2]int, 0, batchSize)}
+		}
+	}
+	cur := newBatch()
+	chain, err := src.Ledger.ScanCheckedRaw(ctx, from, asOf.Add(time.Millisecond), func(e ledger.Event, data []byte) error {
+		start := len(cur.arena)
+		cur.arena = append(cur.arena, data...)
+		cur.events = append(cur.events, e)
+		cur.data = append(cur.data, [2]int{start, len(cur.arena)})
+		if len(cur.events) == batchSize {
+			batches <- cur
+			cur = newBatch()
 		}
 		return nil
 	})
-	batches <- batch
+	batches <- cur
 	close(batches)
 	if foldErr := <-folded; err == nil {
 		err = foldErr
