@@ -21,6 +21,12 @@
 # run one after another over the same simulated minutes. Run at once, 100,000
 # kiosks' senders time out against a server that takes 4 requests at a time
 # and retry faster than it stores (tried: 1.5 M samples in 6 minutes).
+#
+# The simulated minutes end at RULES_END (RFC 3339; default: now). The
+# simulator switches the kiosks of half the service halls off outside opening
+# hours (weekdays 08:30-17:30 in the fleet's time zone, UTC+8), and they send
+# nothing: a run at night has half the fleet reporting, a run ending on a
+# weekday at 11:00 UTC+8 all of it. The results say how many kiosks reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${RULES_KIOSKS:-10000 100000}
@@ -88,7 +94,7 @@ for n in $sizes; do
 	pids+=("$server")
 	for _ in $(seq 1 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 	shards=$(( (n + per_sim - 1) / per_sim ))
-	end=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+	end=${RULES_END:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
 	echo "bench-rules: $n kiosks: pushing $history simulated up to $end, $shards kiosk-sim shards one after another..."
 	t0=$(date +%s)
 	for k in $(seq 0 $((shards - 1))); do
@@ -107,17 +113,19 @@ for n in $sizes; do
 	ingest_rss=$(hwm "$server")
 	# The storage's own count: a count() query over 10 million series costs more than the cycles.
 	series=$(curl -fsS "http://$addr/metrics" | awk '$1 == "vm_new_timeseries_created_total" {print $2}')
+	reporting=$(curl -fsS "http://$addr/api/v1/query" --data-urlencode "query=count(max by (kiosk) (last_over_time(kiosk_exporter_build_info[$history])))" \
+		--data-urlencode "time=$end" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)')
 	to=$(date -u -d "$end" +%s)
 	from=$(( to - (cycles - 1) * 60 ))
-	echo "bench-rules: $n kiosks ($series series, ingested in ${ingest_s}s): $cycles evaluation cycles..."
+	echo "bench-rules: $n kiosks ($reporting reporting, $series series, ingested in ${ingest_s}s): $cycles evaluation cycles..."
 	echo 5 >"/proc/$server/clear_refs" # peak RSS from here on is the evaluation's
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	cpu0=$(cpu "$server")
 	read -r p50 worst incidents costly < <(backtest "$addr" "$from" "$to" | summary)
 	cpu_s=$(awk -v a="$cpu0" -v b="$(cpu "$server")" -v t="$tck" -v c="$cycles" 'BEGIN {printf "%.2f", (b-a)/t/c}')
 	eval_rss=$(hwm "$server")
-	printf '%7d kiosks (%s series): %s s per evaluation cycle (p50; max %s s; %d cycles, rules one per CPU), %s CPU s per cycle; kioskmon peak RSS %s MiB while evaluating, %s MiB while ingesting; %d incidents; load average %s before\n' \
-		"$n" "$series" "$p50" "$worst" "$cycles" "$cpu_s" "$eval_rss" "$ingest_rss" "$incidents" "$load" | tee -a "$out"
+	printf '%7d kiosks (%s reporting, %s series): %s s per evaluation cycle (p50; max %s s; %d cycles, rules one per CPU), %s CPU s per cycle; kioskmon peak RSS %s MiB while evaluating, %s MiB while ingesting; %d incidents; load average %s before\n' \
+		"$n" "$reporting" "$series" "$p50" "$worst" "$cycles" "$cpu_s" "$eval_rss" "$ingest_rss" "$incidents" "$load" | tee -a "$out"
 	echo "        costliest rules, s per cycle: $costly" | tee -a "$out"
 	if [ "$n" = "$vmalert_at" ]; then
 		cpu0=$(cpu "$server")
