@@ -52,6 +52,7 @@ cleanup() {
 	for d in "${dirs[@]}"; do rm -rf "$d"; done
 }
 trap cleanup EXIT
+trap 'exit 143' INT TERM # a trapped signal ends the wait for a kiosk-sim at once, then cleans up
 
 vmalert_bin() { # prints the binary, a tab, its version
 	if [ -n "${VMALERT:-}" ]; then printf '%s\t%s\n' "$VMALERT" "$("$VMALERT" -version 2>&1 | head -1)"; return; fi
