@@ -73,6 +73,15 @@ var idRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 // Parse reads an inventory. Unknown fields are errors; every error names the
 // file and the line.
 func Parse(data []byte, filename string) (*Inventory, error) {
+	// A valid file, the common case, needs no node tree: a 100,000-kiosk
+	// inventory parses in a fraction of the time and memory without one.
+	// A file that fails is parsed again with the tree, for the lines.
+	var fast Inventory
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fast); err == nil && fast.validate(nil, filename) == nil {
+		return &fast, nil
+	}
 	var inv Inventory
 	lines, err := yamlfile.Decode(data, filename, &inv)
 	if err != nil {

@@ -260,25 +260,45 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 
 // extras folds what the compliance report does not hold from the same
 // event stream: categories, satisfaction, refills, and the down intervals
-// of the most severe incidents.
+// of the most severe incidents. Memory holds the incidents still open in
+// the stream and a bit per incident of the month, not the month's
+// incidents: a million of them fit in a few megabytes.
 type extras struct {
-	top       string
-	incidents map[int64]*incidentExtras
-	kiosks    map[string]bool
-	cat       map[string]int
-	refills   map[string]Count
-	sat       Satisfaction
-	down      map[string][]calendar.Interval // by kiosk
+	top     string
+	open    map[int64]*incidentExtras
+	month   bitset // incidents opened in the month, by id
+	kiosks  map[string]bool
+	cat     map[string]int
+	refills map[string]Count
+	sat     Satisfaction
+	down    map[string][]calendar.Interval // by kiosk
 }
 
 type incidentExtras struct {
-	kiosk, fault, category, severity string
-	detected                         time.Time
-	topReached                       bool
+	kiosk, fault string
+	consumables  bool
+	detected     time.Time
+	topReached   bool
+}
+
+// bitset is a set of incident ids, which the ledger hands out densely.
+type bitset []uint64
+
+func (b *bitset) add(id int64) {
+	w := int(id / 64)
+	for len(*b) <= w {
+		*b = append(*b, 0)
+	}
+	(*b)[w] |= 1 << (id % 64)
+}
+
+func (b bitset) has(id int64) bool {
+	w := int(id / 64)
+	return id >= 0 && w < len(b) && b[w]&(1<<(id%64)) != 0
 }
 
 func newExtras(top string) *extras {
-	return &extras{top: top, incidents: map[int64]*incidentExtras{}, kiosks: map[string]bool{}, cat: map[string]int{},
+	return &extras{top: top, open: map[int64]*incidentExtras{}, kiosks: map[string]bool{}, cat: map[string]int{},
 		refills: map[string]Count{}, down: map[string][]calendar.Interval{}}
 }
 
@@ -286,11 +306,29 @@ func newExtras(top string) *extras {
 // it saw (opened in the month) count.
 func (x *extras) add(e ledger.Event) {
 	if e.Kind == ledger.KindOpened {
-		x.incidents[e.Incident] = &incidentExtras{kiosk: e.Data.Kiosk, fault: e.Data.Fault, category: e.Data.Category,
-			severity: e.Data.Severity, detected: e.At, topReached: e.Data.Severity == x.top}
+		d := &e.Data
+		x.month.add(e.Incident)
+		x.cat[d.Category]++
+		if !x.kiosks[d.Kiosk] {
+			x.kiosks[d.Kiosk] = true
+		}
+		consumables := d.Category == "consumables"
+		if consumables {
+			c := x.refills[d.Fault]
+			c.Incidents++
+			x.refills[d.Fault] = c
+		}
+		x.open[e.Incident] = &incidentExtras{kiosk: d.Kiosk, fault: d.Fault, consumables: consumables, detected: e.At,
+			topReached: d.Severity == x.top}
 		return
 	}
-	inc := x.incidents[e.Incident]
+	if e.Kind == ledger.KindClosed {
+		if s := e.Data.Satisfaction; x.month.has(e.Incident) && s >= 1 && s <= 5 {
+			x.sat.Scores[s]++
+		}
+		return
+	}
+	inc := x.open[e.Incident]
 	if inc == nil {
 		return
 	}
@@ -300,19 +338,15 @@ func (x *extras) add(e ledger.Event) {
 			inc.topReached = true
 		}
 	case ledger.KindResolved:
-		if inc.category == "consumables" {
+		if inc.consumables {
 			c := x.refills[inc.fault]
 			c.Resolved++
 			x.refills[inc.fault] = c
 		}
 		if inc.topReached {
 			x.down[inc.kiosk] = append(x.down[inc.kiosk], calendar.Interval{From: inc.detected, To: e.At})
-			inc.topReached = false // recorded; an open one is added at finish
 		}
-	case ledger.KindClosed:
-		if s := e.Data.Satisfaction; s >= 1 && s <= 5 {
-			x.sat.Scores[s]++
-		}
+		delete(x.open, e.Incident)
 	}
 }
 
@@ -326,21 +360,15 @@ func (x *extras) finish(m *Month, from, to time.Time) {
 		x.sat.Mean = float64(sum) / float64(x.sat.Count)
 	}
 	m.Satisfaction = x.sat
-	for _, inc := range x.incidents {
-		x.kiosks[inc.kiosk] = true
-		m.ByCategory[inc.category]++
-		if inc.category == "consumables" {
-			c := x.refills[inc.fault]
-			c.Incidents++
-			x.refills[inc.fault] = c
-		}
+	for _, inc := range x.open {
 		if inc.topReached { // still open: down until the report's time
 			x.down[inc.kiosk] = append(x.down[inc.kiosk], calendar.Interval{From: inc.detected})
 		}
 	}
+	m.ByCategory = x.cat
 	m.Refills = x.refills
 	m.KiosksWithIncidents = len(x.kiosks)
-	x.incidents = nil
+	x.open = nil
 }
 
 func (m *Month) availability(src Sources, x *extras, from, asOf time.Time) error {
