@@ -103,7 +103,9 @@ func TestTelegrafInfluxAndTextPush(t *testing.T) {
 	if status != 204 {
 		t.Fatalf("text push: %d %s", status, msg)
 	}
-	got := s.waitExport(`{kiosk="gl-002"}`, 30*time.Second, func(ss []exportedSeries) bool { return len(ss) == 3 })
+	// The kiosk's own series: kioskmon's (opening hours, inspections) carry
+	// the kiosk label too.
+	got := s.waitExport(`{kiosk="gl-002",__name__=~"kiosk_.+"}`, 30*time.Second, func(ss []exportedSeries) bool { return len(ss) == 3 })
 	names := map[string]float64{}
 	for _, es := range got {
 		names[es.Metric["__name__"]] = es.Values[0]
