@@ -54,7 +54,7 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 	inv := filepath.Join(dir, "inventory.yml")
 	os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600)
 	am := startAlertmanager(t)
-	s := newServer(t, inv, "--alertmanager", am.url)
+	s := newServer(t, inv, "--alertmanager", am.url, "--sla.check-interval", "2s")
 	// Kiosks 15-19 stand in a police station, open around the clock.
 	injected := map[string]string{ // kiosk -> fault
 		sim.KioskID(15): "power.mains_lost",
@@ -135,6 +135,7 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 		}
 	}
 	am.waitNotification(t, "firing", "sw.page_tampered")
+	checkBreachWarning(t, s, am, sim.KioskID(19))
 	// The jam is cleared: the alert resolves in kioskmon and in Alertmanager.
 	am.waitAlerts(t, func(a map[string]map[string]string) bool {
 		_, jam := a[sim.KioskID(17)+" hw.paper_jam"]
@@ -373,4 +374,23 @@ func (am *alertmanager) waitNotification(t *testing.T, status, fault string) {
 		am.mu.Unlock()
 	}
 	t.Fatalf("no %s notification for %s reached the receiver", status, fault)
+}
+
+// checkBreachWarning: a fault a citizen reported 20 minutes ago by phone,
+// not acknowledged since, has used two thirds of its 30-minute response
+// time, and the breach warning reaches the real Alertmanager, routed by the
+// incident's provider.
+func checkBreachWarning(t *testing.T, s *server, am *alertmanager, kiosk string) {
+	t.Helper()
+	out := kioskmonCLI(t, "incidents", "report-fault", "--server", "http://"+s.addr, "--token", s.adminToken(), "--kiosk", kiosk,
+		"--fault", "hw.id_reader_fault", "--channel", "phone", "--at", "-20m")
+	id := lastLine(out)
+	warned := am.waitAlerts(t, func(a map[string]map[string]string) bool {
+		l := a[kiosk+" "]
+		return l["alertname"] == "SLATargetAtRisk" && l["incident"] == id && l["target"] == "response"
+	})
+	l := warned[kiosk+" "]
+	if l["escalation"] != "50%" || l["incident_fault"] != "hw.id_reader_fault" || l["provider"] == "" || l["urgency"] != "warning" {
+		t.Errorf("breach warning in Alertmanager: %v", l)
+	}
 }

@@ -74,6 +74,9 @@ type SLAConfig struct {
 	ResolveAfter yamlfile.Duration `yaml:"resolve_after"`
 	// Policy is the SLA policy file; "" is the db12-1060 preset.
 	Policy string `yaml:"policy"`
+	// CheckInterval is how often the open incidents' clocks are checked
+	// for breach warnings.
+	CheckInterval yamlfile.Duration `yaml:"check_interval"`
 }
 
 // QueryConfig configures the Prometheus-compatible query API.
@@ -136,7 +139,7 @@ func DefaultConfig() Config {
 		Query: QueryConfig{
 			LatencyOffset: yamlfile.Duration(5 * time.Second),
 		},
-		SLA:        SLAConfig{ResolveAfter: yamlfile.Duration(10 * time.Minute)},
+		SLA:        SLAConfig{ResolveAfter: yamlfile.Duration(10 * time.Minute), CheckInterval: yamlfile.Duration(time.Minute)},
 		Inspection: InspectionConfig{Interval: yamlfile.Duration(14 * 24 * time.Hour), Recheck: yamlfile.Duration(time.Hour)},
 		WAL:        WALConfig{CheckpointInterval: yamlfile.Duration(30 * time.Second), CommitDelay: yamlfile.Duration(2 * time.Millisecond)},
 		Ingest: IngestConfig{
@@ -232,6 +235,9 @@ func (c *Config) Validate() error {
 	}
 	if time.Duration(c.SLA.ResolveAfter) < 0 || time.Duration(c.SLA.ResolveAfter) > 24*time.Hour {
 		return fail("%s is not between 0 and 24h", "sla.resolve_after", c.SLA.ResolveAfter)
+	}
+	if d := time.Duration(c.SLA.CheckInterval); d < time.Second || d > time.Hour {
+		return fail("%s is not between 1s and 1h", "sla.check_interval", c.SLA.CheckInterval)
 	}
 	if time.Duration(c.WAL.CheckpointInterval) < time.Second {
 		return fail("%s is shorter than 1s", "wal.checkpoint_interval", c.WAL.CheckpointInterval)

@@ -20,7 +20,7 @@ func TestConfigFiles(t *testing.T) {
 	}
 	if time.Duration(cfg.Retention) != 26*7*24*time.Hour || cfg.MemoryLimit != 4<<30 || cfg.Ingest.MaxLabelNameLength != 128 ||
 		time.Duration(cfg.Inspection.Interval) != 7*24*time.Hour || time.Duration(cfg.Inspection.Recheck) != 2*time.Hour ||
-		cfg.Rules.MaxConcurrent != 4 {
+		cfg.Rules.MaxConcurrent != 4 || time.Duration(cfg.SLA.CheckInterval) != 30*time.Second || time.Duration(cfg.SLA.ResolveAfter) != 15*time.Minute {
 		t.Errorf("parsed %+v: retention, memory limit or a default is wrong", cfg)
 	}
 
@@ -35,6 +35,7 @@ func TestConfigFiles(t *testing.T) {
 		"bad-version":           `bad-version.bad.yml:1: version: "2" is not a known config version`,
 		"bad-level":             `bad-level.bad.yml:2: log_level: "chatty" is not one of debug, info, warn, error`,
 		"bad-recheck":           "bad-recheck.bad.yml:4: inspection.recheck: 30s is not between 1m and inspection.interval",
+		"bad-sla-check":         "bad-sla-check.bad.yml:4: sla.check_interval: 2h0m0s is not between 1s and 1h",
 		"decoded-below-request": "decoded-below-request.bad.yml:4: ingest.max_decoded_bytes: 16MiB is below ingest.max_request_bytes",
 	}
 	bad, _ := filepath.Glob("testdata/*.bad.yml")

@@ -163,7 +163,7 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		externalURL = "http://" + cfg.Listen
 	}
 	engines := complianceEngines(slaPolicy, kiosks)
-	escalations := escalation.New(escalation.Config{ExternalURL: externalURL}, ledg, engines,
+	escalations := escalation.New(escalation.Config{ExternalURL: externalURL, Every: time.Duration(cfg.SLA.CheckInterval)}, ledg, engines,
 		storeQuerier{st}, log.With(logger, "component", "escalation"), self)
 	escCtx, stopEsc := context.WithCancel(ctx)
 	escDone := make(chan struct{})

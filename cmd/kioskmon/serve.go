@@ -62,6 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&f.Rules.ExternalURL, "external-url", "", "URL people reach kioskmon at, for links in alerts (default: http://LISTEN)")
 	fs.StringVar(&f.SLA.Ledger, "ledger", "", "incident ledger database: postgres://USER@HOST/DB for PostgreSQL (default: SQLite in the data directory)")
 	fs.Var(&f.SLA.ResolveAfter, "sla.resolve-after", "an incident resolves once its fault has stayed clear this long")
+	fs.Var(&f.SLA.CheckInterval, "sla.check-interval", "how often the open incidents' clocks are checked for breach warnings (50/75/90% of a target)")
 	fs.StringVar(&f.SLA.Policy, "sla.policy", "", "SLA policy file: targets, clocks, holidays, provider contracts (default: the DB12/T 1060 preset)")
 	fs.Var(&f.Inspection.Interval, "inspection.interval", "every kiosk gets a remote inspection (Fujian 2022 §8.2 checklist) at least this often")
 	fs.Var(&f.Inspection.Recheck, "inspection.recheck", "a kiosk that failed an inspection item is inspected again this often while its site is open")
@@ -177,6 +178,8 @@ func applyGivenFlags(fs *flag.FlagSet, cfg, f *server.Config) {
 			cfg.SLA.ResolveAfter = f.SLA.ResolveAfter
 		case "sla.policy":
 			cfg.SLA.Policy = f.SLA.Policy
+		case "sla.check-interval":
+			cfg.SLA.CheckInterval = f.SLA.CheckInterval
 		case "inspection.interval":
 			cfg.Inspection.Interval = f.Inspection.Interval
 		case "inspection.recheck":
