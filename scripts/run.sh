@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 KIOSKS=${KIOSKS:-300}
 LISTEN=${LISTEN:-127.0.0.1:8428}
 BACKFILL=${BACKFILL:-1h}
-FAULT_RATE=${FAULT_RATE:-0.5}
+FAULT_RATE=${FAULT_RATE:-2}
 dir=run
 mkdir -p "$dir"
 # kioskmon needs an inventory to start; the simulator adds its kiosks to it.
