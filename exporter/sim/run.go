@@ -254,21 +254,13 @@ func Run(ctx context.Context, cfg Config, logger log.Logger) (Summary, error) {
 	senderCtx, stopSenders := context.WithCancel(context.Background())
 	defer stopSenders()
 	var sendersDone sync.WaitGroup
-	opens := map[string]*openCache{}
+	makeKiosk := kioskMaker(cfg.Seed, eng)
 	kiosks := make([]*runKiosk, 0, len(members)/cfg.Shards+1)
 	for i, m := range members {
 		if i%cfg.Shards != cfg.Shard {
 			continue // another process simulates it
 		}
-		oc := opens[m.Site.ID]
-		if oc == nil {
-			site := m.Site
-			oc = &openCache{site: &site}
-			opens[m.Site.ID] = oc
-		}
-		k := newKiosk(m, i, cfg.Seed, oc)
-		k.engine = eng
-		eng.forKiosk(k)
+		k := makeKiosk(i, m)
 		q, err := queue.Open(queue.Config{Dir: filepath.Join(queueDir, m.Kiosk.ID), MaxBytes: 64 << 20, SegmentBytes: 1 << 20, NoSync: true}, logger)
 		if err != nil {
 			return Summary{}, fmt.Errorf("kiosk %s: %w", m.Kiosk.ID, err)
@@ -531,19 +523,10 @@ func truthOnly(ctx context.Context, cfg Config, members []Member, added int, rea
 	end = end.Truncate(time.Second)
 	start := end.Add(-cfg.Duration)
 	eng := newEngine(start, cfg.FaultRate, cfg.Script, truth)
-	opens := map[string]*openCache{}
+	makeKiosk := kioskMaker(cfg.Seed, eng)
 	var kiosks []*Kiosk
 	for i, m := range members {
-		oc := opens[m.Site.ID]
-		if oc == nil {
-			site := m.Site
-			oc = &openCache{site: &site}
-			opens[m.Site.ID] = oc
-		}
-		k := newKiosk(m, i, cfg.Seed, oc)
-		k.engine = eng
-		eng.forKiosk(k)
-		kiosks = append(kiosks, k)
+		kiosks = append(kiosks, makeKiosk(i, m))
 	}
 	var gathers atomic.Int64
 	var wg sync.WaitGroup
@@ -575,4 +558,22 @@ func truthOnly(ctx context.Context, cfg Config, members []Member, added int, rea
 	sum := Summary{Kiosks: len(kiosks), Added: added, Start: start, End: end, Gathers: gathers.Load(),
 		FaultsInjected: eng.injected.Load(), RealDuration: cfg.now().Sub(realStart)}
 	return sum, truth.Close()
+}
+
+// kioskMaker returns what makes member i's simulated kiosk: one
+// opening-hours cache per site, the kiosk attached to the fault engine.
+func kioskMaker(seed uint64, eng *engine) func(i int, m Member) *Kiosk {
+	opens := map[string]*openCache{}
+	return func(i int, m Member) *Kiosk {
+		oc := opens[m.Site.ID]
+		if oc == nil {
+			site := m.Site
+			oc = &openCache{site: &site}
+			opens[m.Site.ID] = oc
+		}
+		k := newKiosk(m, i, seed, oc)
+		k.engine = eng
+		eng.forKiosk(k)
+		return k
+	}
 }
