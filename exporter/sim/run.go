@@ -560,18 +560,14 @@ func truthOnly(ctx context.Context, cfg Config, members []Member, added int, rea
 	return sum, truth.Close()
 }
 
-// kioskMaker returns what makes member i's simulated kiosk: one
-// opening-hours cache per site, the kiosk attached to the fault engine.
+// kioskMaker returns what makes member i's simulated kiosk, attached to
+// the fault engine. Each kiosk has its own opening-hours cache: kiosks of a
+// site step on different workers, and a shared cache was a data race that
+// made runs of the same seed differ.
 func kioskMaker(seed uint64, eng *engine) func(i int, m Member) *Kiosk {
-	opens := map[string]*openCache{}
 	return func(i int, m Member) *Kiosk {
-		oc := opens[m.Site.ID]
-		if oc == nil {
-			site := m.Site
-			oc = &openCache{site: &site}
-			opens[m.Site.ID] = oc
-		}
-		k := newKiosk(m, i, seed, oc)
+		site := m.Site
+		k := newKiosk(m, i, seed, &openCache{site: &site})
 		k.engine = eng
 		eng.forKiosk(k)
 		return k
