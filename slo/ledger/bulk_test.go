@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -127,6 +128,38 @@ func testScanChecked(t *testing.T, l *Ledger) {
 			if _, _, err := scan(); err != nil {
 				t.Fatalf("after undoing %s: %v", tc.name, err)
 			}
+		}
+	}
+}
+
+// TestDataDecoderMatchesEncodingJSON: the fast decoder reads every field as
+// encoding/json does, and refuses what it refuses.
+func TestDataDecoderMatchesEncodingJSON(t *testing.T) {
+	dec := NewDataDecoder()
+	full := EventData{Kiosk: "k1", Site: "s1", District: "d1", Provider: "p1", Fault: "hw.paper_out", Category: "hardware",
+		Severity: "urgent", Channel: "phone", AlertKey: "k1/hw.paper_out@2026-11-02T09:00:00Z",
+		CommittedArrival: time.Date(2026, 11, 2, 11, 30, 15, 0, time.UTC), Proof: ProofAPI, Reason: PauseForceMajeure,
+		Approver: "chen", Satisfaction: 4, Note: "typhoon \"Koinu\" 台风"}
+	for _, d := range []EventData{full, {}, {Satisfaction: 5}, {CommittedArrival: time.Date(2026, 1, 1, 0, 0, 0, 5, time.FixedZone("", 8*3600))}} {
+		raw, _ := json.Marshal(d)
+		var want, got Event
+		if err := json.Unmarshal(raw, &want.Data); err != nil {
+			t.Fatal(err)
+		}
+		if err := dec.Decode(raw, &got); err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if !got.Data.CommittedArrival.Equal(want.Data.CommittedArrival) {
+			t.Errorf("%s: committed arrival %v, want %v", raw, got.Data.CommittedArrival, want.Data.CommittedArrival)
+		}
+		got.Data.CommittedArrival, want.Data.CommittedArrival = time.Time{}, time.Time{}
+		if got.Data != want.Data {
+			t.Errorf("%s:\n got %+v\nwant %+v", raw, got.Data, want.Data)
+		}
+	}
+	for _, bad := range []string{`[]`, `{"satisfaction":"5"}`, `{"kiosk":1}`, `{"committed_arrival":"soon"}`, `{`} {
+		if err := dec.Decode([]byte(bad), &Event{}); err == nil {
+			t.Errorf("%s decoded", bad)
 		}
 	}
 }

@@ -123,13 +123,13 @@ func chainHash(prev string, e *Event) (string, error) {
 // the bytes stored are the bytes hashed.
 func chainHashData(prev string, e *Event, data []byte) string {
 	var buf []byte
-	sum := appendChainHash(&buf, prev, e, data)
+	sum := appendChainHash(&buf, []byte(prev), e, data)
 	return string(sum[:])
 }
 
 // appendChainHash computes the hash into a hex array, using *buf as
 // scratch space: a scan of millions of events allocates nothing per event.
-func appendChainHash(buf *[]byte, prev string, e *Event, data []byte) [2 * sha256.Size]byte {
+func appendChainHash(buf *[]byte, prev []byte, e *Event, data []byte) [2 * sha256.Size]byte {
 	b := (*buf)[:0]
 	b = append(append(b, prev...), 0)
 	b = append(strconv.AppendInt(b, e.Seq, 10), 0)

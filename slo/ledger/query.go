@@ -290,6 +290,9 @@ func DecodeData(data []byte, e *Event) error {
 // ScanCheckedRaw is ScanChecked handing over each event's data still
 // encoded (nil for an event without data; valid only during the call), for
 // a caller that decodes it on another core (DecodeData).
+//
+// The events of both scans carry no Hash and PrevHash: the chain they
+// belong to was verified, and a month is millions of them.
 func (l *Ledger) ScanCheckedRaw(ctx context.Context, from, to time.Time, fn func(Event, []byte) error) (ChainCheck, error) {
 	var first sql.NullInt64
 	if err := l.db.QueryRowContext(ctx, "SELECT MIN(seq) FROM events WHERE at >= $1", from.UnixMilli()).Scan(&first); err != nil {
@@ -321,29 +324,31 @@ func (l *Ledger) ScanCheckedRaw(ctx context.Context, from, to time.Time, fn func
 	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
 	want := first.Int64
 	var (
-		e                  Event
-		at, recorded       int64
-		kind, data, stored sql.RawBytes
-		scratch            []byte
+		e                                 Event
+		at, recorded                      int64
+		kind, actor, source, data, stored sql.RawBytes
+		scratch                           []byte
+		prevHash                          = []byte(prev)
+		names                             = interner{}
 	)
 	for rows.Next() {
 		e = Event{}
-		if err := rows.Scan(&e.Seq, &e.Incident, &kind, &at, &recorded, &e.Actor, &e.Source, &data, &stored); err != nil {
+		if err := rows.Scan(&e.Seq, &e.Incident, &kind, &at, &recorded, &actor, &source, &data, &stored); err != nil {
 			return check, fmt.Errorf("ledger: read event: %w", err)
 		}
 		e.Kind = internKind(kind)
+		e.Actor, e.Source = names.get(actor), names.get(source)
 		e.At, e.RecordedAt = fromMillis(at), fromMillis(recorded)
 		if e.Seq != want {
 			return check, fmt.Errorf("%w at event %d: it does not follow event %d", ErrTampered, e.Seq, want-1)
 		}
-		sum := appendChainHash(&scratch, prev, &e, data)
+		sum := appendChainHash(&scratch, prevHash, &e, data)
 		if !bytes.Equal(sum[:], stored) {
 			return check, fmt.Errorf("%w at event %d: its content does not match its hash, or it does not follow event %d",
 				ErrTampered, e.Seq, e.Seq-1)
 		}
-		e.PrevHash = prev
-		prev = string(stored)
-		e.Hash, want = prev, want+1
+		prevHash = append(prevHash[:0], stored...)
+		want++
 		check.Events++
 		if at < fromMs || at >= toMs {
 			continue
@@ -360,7 +365,7 @@ func (l *Ledger) ScanCheckedRaw(ctx context.Context, from, to time.Time, fn func
 	if err := rows.Err(); err != nil {
 		return check, fmt.Errorf("ledger: read events: %w", err)
 	}
-	if want-1 != headSeq || prev != headHash {
+	if want-1 != headSeq || string(prevHash) != headHash {
 		return check, fmt.Errorf("%w: the head says %d events, the log ends at %d", ErrTampered, headSeq, want-1)
 	}
 	return check, nil
@@ -375,4 +380,19 @@ func internKind(b []byte) string {
 		}
 	}
 	return string(b)
+}
+
+// interner shares the strings of values that repeat (actors, sources), so
+// a scan of millions of events allocates each once.
+type interner map[string]string
+
+func (in interner) get(b []byte) string {
+	if s, ok := in[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(in) < 100000 {
+		in[s] = s
+	}
+	return s
 }

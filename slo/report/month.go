@@ -179,6 +179,7 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 	folded := make(chan error, 1)
 	go func() {
 		var err error
+		dec := ledger.NewDataDecoder()
 		for b := range batches {
 			for i := range b.events {
 				if err != nil {
@@ -186,7 +187,7 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 				}
 				e := &b.events[i]
 				if d := b.data[i]; d[1] > d[0] {
-					if err = ledger.DecodeData(b.arena[d[0]:d[1]], e); err != nil {
+					if err = dec.Decode(b.arena[d[0]:d[1]], e); err != nil {
 						break
 					}
 				}
