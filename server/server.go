@@ -492,12 +492,7 @@ func (a readAuth) wrap(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := ""
-		if scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
-			token = strings.TrimSpace(cred)
-		} else if _, pass, ok := r.BasicAuth(); ok {
-			token = pass
-		}
+		token := access.BearerToken(r)
 		sum := sha256.Sum256([]byte(token))
 		if token == "" || subtle.ConstantTimeCompare(sum[:], a.hash) != 1 {
 			w.Header().Set("WWW-Authenticate", `Basic realm="kioskmon query"`)

@@ -12,6 +12,21 @@ import (
 	"time"
 )
 
+// apiCommand starts `kioskmon NAME VERB`: usage on no verb or help, else
+// the verb and its flag set with --server and --token.
+func apiCommand(name, usage string, args []string, stderr io.Writer) (string, *flag.FlagSet, *apiClient, error) {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, usage)
+		if len(args) == 0 {
+			return "", nil, nil, fmt.Errorf("%s: give a command", name)
+		}
+		return "", nil, nil, flag.ErrHelp
+	}
+	fs := flag.NewFlagSet("kioskmon "+name+" "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return args[0], fs, clientFlags(fs), nil
+}
+
 // apiClient talks to a kioskmon server's JSON API with a token.
 type apiClient struct {
 	server string

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -36,17 +35,10 @@ var lifecycleVerbs = map[string]string{
 }
 
 func runIncidents(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, incidentsUsage)
-		if len(args) == 0 {
-			return errors.New("incidents: give a command")
-		}
-		return flag.ErrHelp
+	verb, fs, c, err := apiCommand("incidents", incidentsUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("kioskmon incidents "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	switch verb {
 	case "list":
@@ -126,7 +118,6 @@ func runIncidents(args []string, stdout, stderr io.Writer) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		var err error
 		if req.At, err = parseWhen("at", at); err != nil {
 			return err
 		}
@@ -175,7 +166,6 @@ func runIncidents(args []string, stdout, stderr io.Writer) error {
 	if *id <= 0 {
 		return fmt.Errorf("%s: --id is required", verb)
 	}
-	var err error
 	if req.At, err = parseWhen("at", at); err != nil {
 		return err
 	}

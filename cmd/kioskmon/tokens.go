@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,17 +16,10 @@ const tokensUsage = `usage: kioskmon tokens COMMAND --server URL --token ADMIN_T
   revoke --name NAME`
 
 func runTokens(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, tokensUsage)
-		if len(args) == 0 {
-			return errors.New("tokens: give a command")
-		}
-		return flag.ErrHelp
+	verb, fs, c, err := apiCommand("tokens", tokensUsage, args, stderr)
+	if err != nil {
+		return err
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("kioskmon tokens "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := clientFlags(fs)
 	switch verb {
 	case "add":
 		name := fs.String("name", "", "the token's name: recorded as the actor of every change made with it")
