@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 )
 
 // History is a whole incident: how it opened and what happened after.
@@ -59,57 +58,4 @@ func (l *Ledger) Import(ctx context.Context, histories []History) ([]int64, erro
 		return nil, err
 	}
 	return ids, nil
-}
-
-// Histories streams the incidents opened in [from, to), each with its whole
-// event log, in incident order: what compliance is computed from. Only one
-// incident's events are held at a time.
-func (l *Ledger) Histories(ctx context.Context, from, to time.Time, fn func(Incident, []Event) error) error {
-	incRows, err := l.db.QueryContext(ctx, selectIncident+" WHERE opened_at >= $1 AND opened_at < $2 ORDER BY id",
-		from.UnixMilli(), to.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("ledger: read incidents: %w", err)
-	}
-	defer incRows.Close()
-	evRows, err := l.db.QueryContext(ctx, `SELECT e.seq, e.incident_id, e.kind, e.at, e.recorded_at, e.actor, e.source, e.data,
-		e.prev_hash, e.hash FROM events e JOIN incidents i ON e.incident_id = i.id
-		WHERE i.opened_at >= $1 AND i.opened_at < $2 ORDER BY e.incident_id, e.seq`, from.UnixMilli(), to.UnixMilli())
-	if err != nil {
-		return fmt.Errorf("ledger: read events: %w", err)
-	}
-	defer evRows.Close()
-	var pending *Event // the first event of the next incident, read ahead
-	var events []Event
-	for incRows.Next() {
-		inc, err := scanIncident(incRows)
-		if err != nil {
-			return err
-		}
-		events = events[:0]
-		if pending != nil {
-			if pending.Incident != inc.ID {
-				return fmt.Errorf("ledger: events of incident %d out of order", pending.Incident)
-			}
-			events = append(events, *pending)
-			pending = nil
-		}
-		for evRows.Next() {
-			e, err := scanEvent(evRows)
-			if err != nil {
-				return err
-			}
-			if e.Incident != inc.ID {
-				pending = &e
-				break
-			}
-			events = append(events, e)
-		}
-		if err := fn(inc, events); err != nil {
-			return err
-		}
-	}
-	if err := incRows.Err(); err != nil {
-		return fmt.Errorf("ledger: read incidents: %w", err)
-	}
-	return evRows.Err()
 }
