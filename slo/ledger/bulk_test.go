@@ -3,13 +3,18 @@ package ledger
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pressly/goose/v3"
 )
 
 func personOpen(kiosk, fault string, at time.Time) OpenRequest {
@@ -164,6 +169,75 @@ func TestDataDecoderMatchesEncodingJSON(t *testing.T) {
 	for _, bad := range []string{`[]`, `{"satisfaction":"5"}`, `{"kiosk":1}`, `{"committed_arrival":"soon"}`, `{`} {
 		if err := dec.Decode([]byte(bad), &Event{}); err == nil {
 			t.Errorf("%s decoded", bad)
+		}
+	}
+}
+
+// TestEventsKeyedBySeqMigration: a ledger of the first schema, whose
+// events.seq SQLite kept in an index of its own, is rebuilt by migration 2
+// with seq as the rowid, every event and the chain intact.
+func TestEventsKeyedBySeqMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	sub, _ := fs.Sub(migrations, "migrations")
+	first, err := goose.NewProvider(goose.DialectSQLite3, db, sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := &Ledger{db: db, now: time.Now}
+	var hist []History
+	for i := range 20 {
+		at := t0.Add(time.Duration(i) * time.Hour)
+		hist = append(hist, History{Open: personOpen(fmt.Sprintf("k%d", i), "hw.paper_out", at),
+			Events: []Event{{Kind: KindAcknowledged, At: at.Add(time.Minute), Actor: "li", Source: "api"}}})
+	}
+	if _, err := l.Import(ctx, hist); err != nil {
+		t.Fatal(err)
+	}
+	pk := func() string {
+		var typ string
+		if err := db.QueryRowContext(ctx, "SELECT type FROM pragma_table_info('events') WHERE name = 'seq'").Scan(&typ); err != nil {
+			t.Fatal(err)
+		}
+		return typ
+	}
+	if got := pk(); got != "BIGINT" {
+		t.Fatalf("before: seq is %s", got)
+	}
+	if err := l.migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := pk(); got != "INTEGER" {
+		t.Fatalf("after: seq is %s, want INTEGER (the rowid)", got)
+	}
+	if n, err := l.Verify(ctx); err != nil || n != 40 {
+		t.Fatalf("verify after the migration: %d events, %v", n, err)
+	}
+	c, err := l.ScanChecked(ctx, t0, t0.AddDate(0, 1, 0), func(Event) error { return nil })
+	if err != nil || c.Events != 40 {
+		t.Fatalf("checked scan after the migration: %+v %v", c, err)
+	}
+	rows, err := db.QueryContext(ctx, "EXPLAIN QUERY PLAN SELECT seq, data FROM events WHERE seq >= 1 ORDER BY seq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(detail, "INDEX") {
+			t.Errorf("the chain is read through an index: %s", detail)
 		}
 	}
 }

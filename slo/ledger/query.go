@@ -1,14 +1,18 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
+
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/bytesutil"
 )
 
 const selectIncident = `SELECT id, kiosk, site, district, provider, fault, category, severity, source, channel,
@@ -263,11 +267,12 @@ type ChainCheck struct {
 // chain order, like Events, and verifies the chain on the way: it reads
 // every event from the first of the period to the head (a contiguous
 // stretch of the chain: events recorded after the period's first are
-// there too, skipped for fn), recomputes each hash and follows each link,
-// and compares the end with the head. So a report proves the events it
+// there too, skipped for fn), recomputes each hash over the one before it,
+// and compares the last with the head's. So a report proves the events it
 // was computed from were not edited, removed or inserted since they were
-// recorded, at the cost of one read. An error wrapping ErrTampered names
-// the first bad event; fn has seen the events before it.
+// recorded, at the cost of one read. The verdict comes at the end: fn has
+// seen the period's events when an error wrapping ErrTampered is returned;
+// it names the first bad event.
 func (l *Ledger) ScanChecked(ctx context.Context, from, to time.Time, fn func(Event) error) (ChainCheck, error) {
 	return l.ScanCheckedRaw(ctx, from, to, func(e Event, data []byte) error {
 		if data != nil {
@@ -313,62 +318,146 @@ func (l *Ledger) ScanCheckedRaw(ctx context.Context, from, to time.Time, fn func
 			return check, fmt.Errorf("%w: event %d, before the period, is missing: %v", ErrTampered, first.Int64-1, err)
 		}
 	}
-	// prev_hash is not read: the hash recomputed over the previous event's
-	// hash proves the link, and the columns read are the cost here.
-	rows, err := l.db.QueryContext(ctx, `SELECT seq, incident_id, kind, at, recorded_at, actor, source, data, hash
-		FROM events WHERE seq >= $1 ORDER BY seq`, first.Int64)
-	if err != nil {
-		return check, fmt.Errorf("ledger: read events: %w", err)
-	}
-	defer rows.Close()
 	fromMs, toMs := from.UnixMilli(), to.UnixMilli()
 	want := first.Int64
 	var (
-		e                                 Event
-		at, recorded                      int64
-		kind, actor, source, data, stored sql.RawBytes
-		scratch                           []byte
-		prevHash                          = []byte(prev)
-		names                             = interner{}
+		scratch []byte
+		sum     [2 * sha256.Size]byte
+		actors  = interner{}
+		sources = interner{}
 	)
-	for rows.Next() {
-		e = Event{}
-		if err := rows.Scan(&e.Seq, &e.Incident, &kind, &at, &recorded, &actor, &source, &data, &stored); err != nil {
-			return check, fmt.Errorf("ledger: read event: %w", err)
+	prevHash := []byte(prev) // then each event's hash is computed over the last computed
+	// Neither the stored hashes nor prev_hash are read, the columns read
+	// being the cost here: each event's hash is recomputed over the one
+	// computed before it, so the last must equal the head's, which any
+	// change to a covered column, a removal or an insertion upsets. Only
+	// then is the chain read again with the stored hashes, to name the
+	// first bad event.
+	err := l.rawQuery(ctx, `SELECT seq, incident_id, kind, at, recorded_at, actor, source, data
+		FROM events WHERE seq >= $1 ORDER BY seq`, []any{first.Int64}, func(row []driver.Value) error {
+		var e Event
+		var at, recorded int64
+		var kind, actor, source, data []byte
+		if err := scanRaw(row, &e.Seq, &e.Incident, &kind, &at, &recorded, &actor, &source, &data); err != nil {
+			return err
 		}
 		e.Kind = internKind(kind)
-		e.Actor, e.Source = names.get(actor), names.get(source)
+		e.Actor, e.Source = actors.get(actor), sources.get(source)
 		e.At, e.RecordedAt = fromMillis(at), fromMillis(recorded)
 		if e.Seq != want {
-			return check, fmt.Errorf("%w at event %d: it does not follow event %d", ErrTampered, e.Seq, want-1)
+			return fmt.Errorf("%w at event %d: it does not follow event %d", ErrTampered, e.Seq, want-1)
 		}
-		sum := appendChainHash(&scratch, prevHash, &e, data)
-		if !bytes.Equal(sum[:], stored) {
-			return check, fmt.Errorf("%w at event %d: its content does not match its hash, or it does not follow event %d",
-				ErrTampered, e.Seq, e.Seq-1)
-		}
-		prevHash = append(prevHash[:0], stored...)
+		sum = appendChainHash(&scratch, prevHash, &e, data)
+		prevHash = sum[:]
 		want++
 		check.Events++
 		if at < fromMs || at >= toMs {
-			continue
+			return nil
 		}
 		// Most lifecycle events carry no data.
-		raw := []byte(data)
 		if string(data) == "{}" {
-			raw = nil
+			data = nil
 		}
-		if err := fn(e, raw); err != nil {
-			return check, err
-		}
+		return fn(e, data)
+	})
+	if err != nil {
+		return check, err
 	}
-	if err := rows.Err(); err != nil {
-		return check, fmt.Errorf("ledger: read events: %w", err)
-	}
-	if want-1 != headSeq || string(prevHash) != headHash {
+	if want-1 != headSeq {
 		return check, fmt.Errorf("%w: the head says %d events, the log ends at %d", ErrTampered, headSeq, want-1)
 	}
+	if string(prevHash) != headHash {
+		return check, l.firstBadEvent(ctx, first.Int64, prev)
+	}
 	return check, nil
+}
+
+// firstBadEvent reads the chain from seq on, after a checked scan found it
+// does not end at the head's hash, and names the first event whose content
+// does not match its stored hash.
+func (l *Ledger) firstBadEvent(ctx context.Context, seq int64, prev string) error {
+	rows, err := l.db.QueryContext(ctx, selectEvents+" WHERE seq >= $1 ORDER BY seq", seq)
+	if err != nil {
+		return fmt.Errorf("%w, and reading it again to find where failed: %v", ErrTampered, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return fmt.Errorf("%w, and reading it again to find where failed: %v", ErrTampered, err)
+		}
+		if want, err := chainHash(prev, &e); err != nil || want != e.Hash {
+			return fmt.Errorf("%w at event %d: its content does not match its hash, or it does not follow event %d",
+				ErrTampered, e.Seq, e.Seq-1)
+		}
+		prev = e.Hash
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%w, and reading it again to find where failed: %v", ErrTampered, err)
+	}
+	return fmt.Errorf("%w: the chain does not end at the head's hash", ErrTampered)
+}
+
+// rawQuery runs a query on the driver's connection and calls fn with each
+// row's values, which are valid only during the call. A scan of millions
+// of rows through database/sql spends a third of its time converting them.
+func (l *Ledger) rawQuery(ctx context.Context, query string, args []any, fn func([]driver.Value) error) error {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("ledger: read events: %w", err)
+	}
+	defer conn.Close()
+	named := make([]driver.NamedValue, len(args))
+	for i, a := range args {
+		named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+	}
+	return conn.Raw(func(dc any) error {
+		q, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("ledger: the %T driver cannot run queries directly", dc)
+		}
+		rows, err := q.QueryContext(ctx, query, named)
+		if err != nil {
+			return fmt.Errorf("ledger: read events: %w", err)
+		}
+		defer rows.Close()
+		row := make([]driver.Value, len(rows.Columns()))
+		for {
+			if err := rows.Next(row); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("ledger: read events: %w", err)
+			}
+			if err := fn(row); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// scanRaw converts a driver's row into int64s and byte slices, the latter
+// aliasing the driver's values (no copy: valid while the row is).
+func scanRaw(row []driver.Value, dest ...any) error {
+	for i, d := range dest {
+		switch d := d.(type) {
+		case *int64:
+			v, ok := row[i].(int64)
+			if !ok {
+				return fmt.Errorf("ledger: read events: column %d is %T, not an integer", i, row[i])
+			}
+			*d = v
+		case *[]byte:
+			switch v := row[i].(type) {
+			case string:
+				*d = bytesutil.ToUnsafeBytes(v)
+			case []byte:
+				*d = v
+			default:
+				return fmt.Errorf("ledger: read events: column %d is %T, not text", i, row[i])
+			}
+		}
+	}
+	return nil
 }
 
 // internKind returns the constant of a kind read from the database, so a
@@ -383,16 +472,29 @@ func internKind(b []byte) string {
 }
 
 // interner shares the strings of values that repeat (actors, sources), so
-// a scan of millions of events allocates each once.
-type interner map[string]string
+// a scan of millions of events allocates each once. One interner per
+// field keeps each map small, and the value just seen is checked first:
+// consecutive events are mostly one engineer's.
+type interner struct {
+	m    map[string]string
+	last string
+}
 
-func (in interner) get(b []byte) string {
-	if s, ok := in[string(b)]; ok {
+func (in *interner) get(b []byte) string {
+	if string(b) == in.last {
+		return in.last
+	}
+	if s, ok := in.m[string(b)]; ok {
+		in.last = s
 		return s
 	}
-	s := string(b)
-	if len(in) < 100000 {
-		in[s] = s
+	if in.m == nil {
+		in.m = map[string]string{}
 	}
+	s := string(b)
+	if len(in.m) < 10000 {
+		in.m[s] = s
+	}
+	in.last = s
 	return s
 }

@@ -383,7 +383,12 @@ func (m *Month) availability(src Sources, x *extras, from, asOf time.Time) error
 	for _, s := range src.Inventory.Sites {
 		sites[s.ID] = s
 	}
-	clocks := map[string]calendar.Clock{}
+	// A site's kiosks share its clock and so its opening time in the month.
+	type siteClock struct {
+		c    calendar.Clock
+		open time.Duration
+	}
+	clocks := map[string]siteClock{}
 	type acc struct {
 		sum float64
 		n   int
@@ -392,7 +397,7 @@ func (m *Month) availability(src Sources, x *extras, from, asOf time.Time) error
 	var fleet acc
 	var all []KioskAvailability
 	for _, k := range src.Inventory.Kiosks {
-		c, ok := clocks[k.Site]
+		sc, ok := clocks[k.Site]
 		if !ok {
 			s, known := sites[k.Site]
 			if !known {
@@ -402,14 +407,14 @@ func (m *Month) availability(src Sources, x *extras, from, asOf time.Time) error
 			if err != nil {
 				return fmt.Errorf("availability: site %s: %w", k.Site, err)
 			}
-			c = hours
-			clocks[k.Site] = c
+			sc = siteClock{c: hours, open: hours.Elapsed(from, asOf)}
+			clocks[k.Site] = sc
 		}
-		open := c.Elapsed(from, asOf)
+		open := sc.open
 		if open <= 0 {
 			continue
 		}
-		down := downTime(c, x.down[k.ID], from, asOf)
+		down := downTime(sc.c, x.down[k.ID], from, asOf)
 		ka := KioskAvailability{Kiosk: k.ID, Site: k.Site, District: k.District, Provider: k.Provider, Open: open, Down: down,
 			Ratio: 1 - float64(down)/float64(open)}
 		all = append(all, ka)
