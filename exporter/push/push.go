@@ -49,6 +49,37 @@ type Config struct {
 	// Now is the kiosk's clock, which the clock offset is measured against.
 	// Default time.Now; the simulator gives a kiosk a wrong one.
 	Now func() time.Time
+	// Gate, if not nil, is shared by the senders of one process (the
+	// simulator runs thousands) and bounds their requests in flight. A
+	// delivery reads its records from the queue only once it holds a
+	// place, so the bodies in memory are bounded too, whatever the number
+	// of senders and however slow kioskmon is. Default: no bound.
+	Gate *Gate
+}
+
+// Gate bounds the deliveries in flight of the senders sharing it.
+type Gate struct{ places chan struct{} }
+
+// NewGate returns a gate letting n deliveries (at least one) through at once.
+func NewGate(n int) *Gate { return &Gate{places: make(chan struct{}, max(n, 1))} }
+
+// enter waits for a place; a nil gate has room for everyone.
+func (g *Gate) enter(ctx context.Context) error {
+	if g == nil {
+		return nil
+	}
+	select {
+	case g.places <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *Gate) leave() {
+	if g != nil {
+		<-g.places
+	}
 }
 
 func (c *Config) defaults() {
@@ -284,6 +315,12 @@ var errRefused = errors.New("refused")
 // deliver sends the records as one request. On success, and on a refusal
 // that a retry cannot fix, they leave the queue; otherwise they stay.
 func (s *Sender) deliver(ctx context.Context, batch []queue.Entry) error {
+	// The wait for a place is not part of the request's timeout: a request
+	// that times out is sent again, and waiting is no failure of kioskmon.
+	if err := s.cfg.Gate.enter(ctx); err != nil {
+		return err
+	}
+	defer s.cfg.Gate.leave()
 	body, samples, err := s.body(batch)
 	if err != nil {
 		// The record cannot be read: the disk limit dropped it meanwhile.

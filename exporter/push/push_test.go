@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -267,5 +268,67 @@ func TestBackoffGrowsWithJitter(t *testing.T) {
 	}
 	if prev < 30*time.Second {
 		t.Fatalf("backoff stays at %s after 20 failures", prev)
+	}
+}
+
+// TestGateBoundsRequestsInFlight: senders sharing a gate of 2 never have
+// more than 2 requests at kioskmon at once, however many of them have a
+// backlog (the simulator runs thousands of senders in one process, and each
+// request's body is in memory until it is answered), and all is delivered.
+func TestGateBoundsRequestsInFlight(t *testing.T) {
+	const senders, records, places = 8, 5, 2
+	var mu sync.Mutex
+	inFlight, most, delivered := 0, 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		inFlight++
+		most = max(most, inFlight)
+		mu.Unlock()
+		io.Copy(io.Discard, req.Body)
+		time.Sleep(5 * time.Millisecond) // a slow kioskmon, so that requests would overlap
+		mu.Lock()
+		inFlight--
+		delivered++
+		mu.Unlock()
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(srv.Close)
+	gate := NewGate(places)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	var queues []*queue.Queue
+	base := time.UnixMilli(1_700_000_000_000)
+	for i := range senders {
+		q, err := queue.Open(queue.Config{Dir: t.TempDir(), NoSync: true}, log.NewNopLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { q.Close() })
+		s := New(Config{URL: srv.URL, KioskID: fmt.Sprintf("k%d", i), Token: "secret", Gate: gate,
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxBatchSamples: samplesPerGather}, q, nil, log.NewNopLogger())
+		for j := range records {
+			if err := s.Enqueue(gather(base.Add(time.Duration(j) * 15 * time.Second))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		queues = append(queues, q)
+		wg.Go(func() { s.Run(ctx) })
+	}
+	waitFor(t, "every queue to be delivered", func() bool {
+		for _, q := range queues {
+			if q.Stats().Records > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if most > places {
+		t.Errorf("%d requests in flight at once through a gate of %d", most, places)
+	}
+	if delivered < senders {
+		t.Errorf("%d requests for %d senders", delivered, senders)
 	}
 }
