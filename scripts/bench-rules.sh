@@ -69,6 +69,16 @@ vmalert_bin() { # prints the binary, a tab, its version
 	printf '%s\t%s\n' "bin/vmalert-$ver" "$ver, built from the module"
 }
 
+caches() { # addr -> "type requests misses" lines of the storage caches a query goes through
+	curl -fsS "http://$1/metrics" | awk -F'[{}"]' '
+		/^vm_cache_(requests|misses)_total\{type="(storage\/tsid|storage\/metricName|indexdb\/tagFiltersToMetricIDs|indexdb\/dataBlocks|storage\/indexBlocks)"\}/ {
+			split($0, f, " "); v[$3, ($1 ~ /requests/) ? "r" : "m"] = f[2]; t[$3] = 1 }
+		END { for (k in t) print k, v[k, "r"] + 0, v[k, "m"] + 0 }'
+}
+cache_misses() { # before-file after-file -> "type misses/requests" for the cycles
+	awk 'NR == FNR { r[$1] = $2; m[$1] = $3; next }
+		{ dr = $2 - r[$1]; dm = $3 - m[$1]; if (dr > 0) { printf "%s%s %.0f of %.0f missed", sep, $1, dm, dr; sep = ", " } }' "$1" "$2"
+}
 backtest() { # addr from to [concurrency] -> JSON on stdout
 	curl -fsS "http://$1/api/v1/rules/backtest?from=$2&to=$3&step=60s${4:+&concurrency=$4}"
 }
@@ -122,12 +132,15 @@ for n in $sizes; do
 	echo 5 >"/proc/$server/clear_refs" # peak RSS from here on is the evaluation's
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	cpu0=$(cpu "$server")
+	caches "$addr" >"$dir/caches.before"
 	read -r p50 worst incidents costly < <(backtest "$addr" "$from" "$to" | summary)
+	caches "$addr" >"$dir/caches.after"
 	cpu_s=$(awk -v a="$cpu0" -v b="$(cpu "$server")" -v t="$tck" -v c="$cycles" 'BEGIN {printf "%.2f", (b-a)/t/c}')
 	eval_rss=$(hwm "$server")
 	printf '%7d kiosks (%s reporting, %s series): %s s per evaluation cycle (p50; max %s s; %d cycles, rules one per CPU), %s CPU s per cycle; kioskmon peak RSS %s MiB while evaluating, %s MiB while ingesting; %d incidents; load average %s before\n' \
 		"$n" "$reporting" "$series" "$p50" "$worst" "$cycles" "$cpu_s" "$eval_rss" "$ingest_rss" "$incidents" "$load" | tee -a "$out"
 	echo "        costliest rules, s per cycle: $costly" | tee -a "$out"
+	echo "        storage caches during the cycles: $(cache_misses "$dir/caches.before" "$dir/caches.after")" | tee -a "$out"
 	if [ "$n" = "$vmalert_at" ]; then
 		cpu0=$(cpu "$server")
 		read -r seq_p50 seq_max seq_incidents _ < <(backtest "$addr" "$from" "$to" 1 | summary)

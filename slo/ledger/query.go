@@ -11,8 +11,6 @@ import (
 	"io"
 	"strings"
 	"time"
-
-	"github.com/VictoriaMetrics/VictoriaMetrics/lib/bytesutil"
 )
 
 const selectIncident = `SELECT id, kiosk, site, district, provider, fault, category, severity, source, channel,
@@ -333,34 +331,47 @@ func (l *Ledger) ScanCheckedRaw(ctx context.Context, from, to time.Time, fn func
 	// change to a covered column, a removal or an insertion upsets. Only
 	// then is the chain read again with the stored hashes, to name the
 	// first bad event.
-	err := l.rawQuery(ctx, `SELECT seq, incident_id, kind, at, recorded_at, actor, source, data
-		FROM events WHERE seq >= $1 ORDER BY seq`, []any{first.Int64}, func(row []driver.Value) error {
-		var e Event
-		var at, recorded int64
-		var kind, actor, source, data []byte
-		if err := scanRaw(row, &e.Seq, &e.Incident, &kind, &at, &recorded, &actor, &source, &data); err != nil {
-			return err
+	//
+	// The database is read on a goroutine of its own, a batch at a time,
+	// and the hashes computed on this one: reading is most of the cost,
+	// and a report has the second core for it.
+	stop := make(chan struct{})
+	defer close(stop)
+	batches, free := make(chan *rawBatch, 4), make(chan *rawBatch, 6)
+	read := make(chan error, 1)
+	go func() {
+		read <- l.readRaw(ctx, first.Int64, batches, free, stop)
+		close(batches)
+	}()
+	for b := range batches {
+		for i := range b.rows {
+			r := &b.rows[i]
+			e := Event{Seq: r.seq, Incident: r.incident, Kind: internKind(b.bytes(r.kind)),
+				Actor: actors.get(b.bytes(r.actor)), Source: sources.get(b.bytes(r.source)),
+				At: fromMillis(r.at), RecordedAt: fromMillis(r.recorded)}
+			if e.Seq != want {
+				return check, fmt.Errorf("%w at event %d: it does not follow event %d", ErrTampered, e.Seq, want-1)
+			}
+			data := b.bytes(r.data)
+			sum = appendChainHash(&scratch, prevHash, &e, data)
+			prevHash = sum[:]
+			want++
+			check.Events++
+			if r.at < fromMs || r.at >= toMs {
+				continue
+			}
+			// Most lifecycle events carry no data.
+			if string(data) == "{}" {
+				data = nil
+			}
+			if err := fn(e, data); err != nil {
+				return check, err
+			}
 		}
-		e.Kind = internKind(kind)
-		e.Actor, e.Source = actors.get(actor), sources.get(source)
-		e.At, e.RecordedAt = fromMillis(at), fromMillis(recorded)
-		if e.Seq != want {
-			return fmt.Errorf("%w at event %d: it does not follow event %d", ErrTampered, e.Seq, want-1)
-		}
-		sum = appendChainHash(&scratch, prevHash, &e, data)
-		prevHash = sum[:]
-		want++
-		check.Events++
-		if at < fromMs || at >= toMs {
-			return nil
-		}
-		// Most lifecycle events carry no data.
-		if string(data) == "{}" {
-			data = nil
-		}
-		return fn(e, data)
-	})
-	if err != nil {
+		b.reset()
+		free <- b
+	}
+	if err := <-read; err != nil {
 		return check, err
 	}
 	if want-1 != headSeq {
@@ -371,6 +382,98 @@ func (l *Ledger) ScanCheckedRaw(ctx context.Context, from, to time.Time, fn func
 	}
 	return check, nil
 }
+
+// rawBatch is a batch of events as read, their text columns copied into
+// one arena.
+type rawBatch struct {
+	rows  []rawRow
+	arena []byte
+}
+
+type rawRow struct {
+	seq, incident, at, recorded int64
+	kind, actor, source, data   [2]int // [start, end) in arena
+}
+
+func (b *rawBatch) bytes(span [2]int) []byte { return b.arena[span[0]:span[1]] }
+
+func (b *rawBatch) add(v driver.Value) ([2]int, error) {
+	start := len(b.arena)
+	switch v := v.(type) {
+	case string:
+		b.arena = append(b.arena, v...)
+	case []byte:
+		b.arena = append(b.arena, v...)
+	default:
+		return [2]int{}, fmt.Errorf("ledger: read events: a text column is %T", v)
+	}
+	return [2]int{start, len(b.arena)}, nil
+}
+
+func (b *rawBatch) reset() { b.rows, b.arena = b.rows[:0], b.arena[:0] }
+
+const rawBatchSize = 4096
+
+// readRaw reads the events from seq on into batches until the end, an
+// error, or stop.
+func (l *Ledger) readRaw(ctx context.Context, seq int64, batches chan<- *rawBatch, free <-chan *rawBatch, stop <-chan struct{}) error {
+	next := func() *rawBatch {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return &rawBatch{rows: make([]rawRow, 0, rawBatchSize)}
+		}
+	}
+	send := func(b *rawBatch) error {
+		select {
+		case batches <- b:
+			return nil
+		case <-stop:
+			return errScanStopped
+		}
+	}
+	cur := next()
+	err := l.rawQuery(ctx, `SELECT seq, incident_id, kind, at, recorded_at, actor, source, data
+		FROM events WHERE seq >= $1 ORDER BY seq`, []any{seq}, func(row []driver.Value) error {
+		var r rawRow
+		var err error
+		if err = rawInts(row[:2], &r.seq, &r.incident); err != nil {
+			return err
+		}
+		if err = rawInts(row[3:5], &r.at, &r.recorded); err != nil {
+			return err
+		}
+		if r.kind, err = cur.add(row[2]); err != nil {
+			return err
+		}
+		if r.actor, err = cur.add(row[5]); err != nil {
+			return err
+		}
+		if r.source, err = cur.add(row[6]); err != nil {
+			return err
+		}
+		if r.data, err = cur.add(row[7]); err != nil {
+			return err
+		}
+		cur.rows = append(cur.rows, r)
+		if len(cur.rows) == rawBatchSize {
+			if err := send(cur); err != nil {
+				return err
+			}
+			cur = next()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return send(cur)
+}
+
+// errScanStopped ends a read whose reader has stopped taking batches; it
+// is never returned to a caller (the reader's own error is).
+var errScanStopped = errors.New("ledger: scan stopped")
 
 // firstBadEvent reads the chain from seq on, after a checked scan found it
 // does not end at the head's hash, and names the first event whose content
@@ -435,27 +538,14 @@ func (l *Ledger) rawQuery(ctx context.Context, query string, args []any, fn func
 	})
 }
 
-// scanRaw converts a driver's row into int64s and byte slices, the latter
-// aliasing the driver's values (no copy: valid while the row is).
-func scanRaw(row []driver.Value, dest ...any) error {
+// rawInts converts a driver's integer values.
+func rawInts(row []driver.Value, dest ...*int64) error {
 	for i, d := range dest {
-		switch d := d.(type) {
-		case *int64:
-			v, ok := row[i].(int64)
-			if !ok {
-				return fmt.Errorf("ledger: read events: column %d is %T, not an integer", i, row[i])
-			}
-			*d = v
-		case *[]byte:
-			switch v := row[i].(type) {
-			case string:
-				*d = bytesutil.ToUnsafeBytes(v)
-			case []byte:
-				*d = v
-			default:
-				return fmt.Errorf("ledger: read events: column %d is %T, not text", i, row[i])
-			}
+		v, ok := row[i].(int64)
+		if !ok {
+			return fmt.Errorf("ledger: read events: column %d is %T, not an integer", i, row[i])
 		}
+		*d = v
 	}
 	return nil
 }
