@@ -38,6 +38,14 @@ func (s *Storage) Query(ctx context.Context, q string, at time.Time) ([]Sample, 
 		Start: ms, End: ms, Step: 5 * 60 * 1000, // Prometheus' instant query step
 		MaxPointsPerSeries: 30e3, Deadline: searchutil.NewDeadline(time.Now(), timeout, "the rule's context"),
 		RoundDigits: 100,
+		// For an instant query, the cache serves only rollups over a window of
+		// 3 h and more (-search.minWindowForInstantRollupOptimization) at about
+		// now: max_over_time(m[24h]) is computed once, then from the cached
+		// value and the last minutes' samples, exactly. kiosk.offline and the
+		// inspection's 15-day windows would otherwise read every sample of
+		// their window for every kiosk in every cycle. A backtest's past
+		// instants are computed in full, as VictoriaMetrics decides by itself.
+		MayCache: true,
 	}
 	results, err := promql.Exec(nil, ec, q, true)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 )
 
 // The storage is a process singleton, so one test exercises its life: open,
@@ -76,6 +78,33 @@ func TestStorageLifecycle(t *testing.T) {
 	}
 	if _, err := s.Query(context.Background(), `max by (kiosk (kiosk_up)`, at); err == nil {
 		t.Fatal("a malformed query gave no error")
+	}
+
+	// A rollup over a window of hours at about now comes from the rollup
+	// cache and the last minutes' samples, with the same result.
+	level := AppendMetricName(nil, []Label{{Name: "__name__", Value: "kiosk_paper_level_ratio"}, {Name: "kiosk", Value: "k2"}})
+	var rows []Row
+	for ago := 4 * time.Hour; ago >= 0; ago -= 5 * time.Minute {
+		v := 0.2
+		if ago == 3*time.Hour {
+			v = 0.9 // the highest, well inside the window and outside the last minutes
+		}
+		rows = append(rows, Row{MetricNameRaw: level, Timestamp: now - ago.Milliseconds(), Value: v})
+	}
+	if err := s.AddRows(rows); err != nil {
+		t.Fatal(err)
+	}
+	s.MakeSearchable()
+	cacheRequests := metrics.GetOrCreateCounter(`vm_rollup_result_cache_requests_total`)
+	before := cacheRequests.Get()
+	for range 2 {
+		got, err := s.Query(context.Background(), `max by (kiosk) (max_over_time(kiosk_paper_level_ratio[4h]))`, at)
+		if err != nil || len(got) != 1 || got[0].Value != 0.9 {
+			t.Fatalf("max over 4h: %+v, %v; want 0.9", got, err)
+		}
+	}
+	if cacheRequests.Get() == before {
+		t.Error("a rollup over 4 hours at now did not go through the rollup cache")
 	}
 
 	if err := s.FlushToDisk(); err != nil {
