@@ -290,3 +290,237 @@ func TestOpenIncidentsListedByIndex(t *testing.T) {
 		t.Errorf("the open incidents are listed without their index: %s", p)
 	}
 }
+
+// importOneByOne is Import as it was before it batched its inserts: each
+// incident inserted open, its events inserted one statement each, then the
+// incident updated to where they leave it. TestImportStoresWhatOneByOneDoes
+// holds Import to the rows it stores.
+func importOneByOne(ctx context.Context, l *Ledger, histories []History) ([]int64, error) {
+	var ids []int64
+	err := l.write(ctx, func(tx *sql.Tx, h *head) error {
+		now := l.now().UTC()
+		for i, hist := range histories {
+			if err := hist.Open.check(); err != nil {
+				return fmt.Errorf("history %d: %w", i, err)
+			}
+			if hist.Open.AlertKey != "" {
+				return fmt.Errorf("%w: history %d: imported incidents carry no alert key", ErrInvalid, i)
+			}
+			inc, err := insertIncident(ctx, tx, h, hist.Open, now)
+			if err != nil {
+				return fmt.Errorf("history %d: %w", i, err)
+			}
+			for _, e := range hist.Events {
+				e.Incident, e.RecordedAt = inc.ID, now
+				e.At = e.At.UTC()
+				if err := apply(&inc, &e); err != nil {
+					return fmt.Errorf("history %d: %w", i, err)
+				}
+				if err := appendEvent(ctx, tx, h, &e); err != nil {
+					return err
+				}
+			}
+			if err := l.saveIncident(ctx, tx, &inc); err != nil {
+				return err
+			}
+			ids = append(ids, inc.ID)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+// mixedHistories is n incidents of every lifecycle: left open, paused and
+// resumed, cleared and recurred, severity changed, resolved, closed; on
+// few kiosks, so that a kiosk's fault is often opened again once resolved.
+// Their events vary in number, so that batches end mid-incident.
+func mixedHistories(n int) []History {
+	ev := func(kind string, at time.Time, d EventData) Event {
+		return Event{Kind: kind, At: at, Actor: "eng-7", Source: "itsm", Data: d}
+	}
+	var hist []History
+	for i := range n {
+		at := t0.Add(time.Duration(i) * 17 * time.Minute).In(time.FixedZone("CST", 8*3600))
+		o := personOpen(fmt.Sprintf("k%d", i%40), []string{"hw.paper_out", "hw.printer"}[i%2], at)
+		step := func(m int) time.Time { return at.Add(time.Duration(m) * time.Minute) }
+		var events []Event
+		switch i % 7 {
+		case 0: // opened, nothing else
+		case 1:
+			events = []Event{ev(KindAcknowledged, step(3), EventData{}), ev(KindResolved, step(40), EventData{Note: "reset \"it\" 好"})}
+		case 2:
+			events = []Event{ev(KindReported, step(1), EventData{Channel: "wechat"}),
+				ev(KindDispatched, step(5), EventData{CommittedArrival: step(125)}),
+				ev(KindArrived, step(60), EventData{Proof: ProofServiceMode}),
+				ev(KindPaused, step(70), EventData{Reason: PauseAwaitingParts}),
+				ev(KindResumed, step(400), EventData{}),
+				ev(KindSpare, step(410), EventData{}),
+				ev(KindResolved, step(420), EventData{}),
+				ev(KindClosed, step(1860), EventData{Satisfaction: 4})}
+		case 3:
+			events = []Event{ev(KindCleared, step(2), EventData{}), ev(KindRecurred, step(9), EventData{AlertKey: "x@y"}),
+				ev(KindSeverity, step(10), EventData{Severity: "urgent"}), ev(KindCleared, step(30), EventData{})}
+		case 4:
+			events = []Event{ev(KindPaused, step(1), EventData{Reason: PauseForceMajeure, Approver: "chen"}),
+				ev(KindResolved, step(90), EventData{Reason: "remote"})}
+		case 5:
+			events = []Event{ev(KindAcknowledged, step(3), EventData{}), ev(KindResolved, step(4), EventData{}),
+				ev(KindClosed, step(5), EventData{Satisfaction: 1})}
+		case 6:
+			events = []Event{ev(KindResolved, step(0), EventData{})}
+		}
+		if i%7 == 0 || i%7 == 3 {
+			// Left open: no other incident of the kiosk and fault may open.
+			o.Kiosk = fmt.Sprintf("open-%d", i)
+		}
+		hist = append(hist, History{Open: o, Events: events})
+	}
+	return hist
+}
+
+// dumpLedger is every row of the ledger's tables, each value with its type.
+func dumpLedger(t *testing.T, l *Ledger) []string {
+	t.Helper()
+	var out []string
+	for _, q := range []string{
+		"SELECT * FROM ledger_head",
+		"SELECT * FROM incidents ORDER BY id",
+		"SELECT * FROM events ORDER BY seq",
+	} {
+		rows, err := l.db.QueryContext(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for i, v := range vals {
+				if raw, ok := v.([]byte); ok {
+					v = string(raw)
+				}
+				fmt.Fprintf(&b, "%s=%T:%v ", cols[i], v, v)
+			}
+			out = append(out, b.String())
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	return out
+}
+
+// TestImportStoresWhatOneByOneDoes: Import, which inserts thousands of rows
+// a statement and each incident once as its events leave it, stores the
+// very rows (values and types) that inserting them one at a time stored,
+// on a ledger that already holds incidents; the chain verifies and the
+// incidents read back alike.
+func TestImportStoresWhatOneByOneDoes(t *testing.T) {
+	eachBackend(t, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		l.now = func() time.Time { return time.Date(2026, 12, 1, 3, 4, 5, 678_000_000, time.UTC) }
+		hist := mixedHistories(2*importIncidentRows + 321)
+		fill := func(do func(context.Context, *Ledger, []History) ([]int64, error)) ([]string, []string) {
+			t.Helper()
+			for _, q := range []string{"DELETE FROM events", "DELETE FROM incidents",
+				"UPDATE ledger_head SET last_seq = 0, last_hash = '', last_incident = 0"} {
+				if _, err := l.db.ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := l.OpenIncident(ctx, alertOpen("k0", "hw.paper_jam", "k0@x", t0)); err != nil {
+				t.Fatal(err)
+			}
+			var ids []int64
+			for _, part := range [][]History{hist[:5], hist[5:]} {
+				got, err := do(ctx, l, part)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, got...)
+			}
+			if n, err := l.Verify(ctx); err != nil || n != int64(len(dumpLedger(t, l))-1-len(hist)-1) {
+				t.Fatalf("Verify: %d events, %v", n, err)
+			}
+			var read []string
+			for _, id := range ids {
+				inc, events, err := l.Incident(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				read = append(read, fmt.Sprintf("%+v %+v", inc, events))
+			}
+			return dumpLedger(t, l), read
+		}
+		wantRows, wantRead := fill(importOneByOne)
+		gotRows, gotRead := fill(func(ctx context.Context, l *Ledger, h []History) ([]int64, error) { return l.Import(ctx, h) })
+		if len(gotRows) != len(wantRows) || len(gotRead) != len(wantRead) {
+			t.Fatalf("%d rows, %d incidents read back; want %d, %d", len(gotRows), len(gotRead), len(wantRows), len(wantRead))
+		}
+		for i := range wantRows {
+			if gotRows[i] != wantRows[i] {
+				t.Fatalf("row %d:\n got %s\nwant %s", i, gotRows[i], wantRows[i])
+			}
+		}
+		for i := range wantRead {
+			if gotRead[i] != wantRead[i] {
+				t.Fatalf("incident %d read back:\n got %s\nwant %s", i, gotRead[i], wantRead[i])
+			}
+		}
+	})
+}
+
+// TestImportRefusesAnIncidentOfAnOpenFault: an incident whose kiosk and
+// fault an incident holds open, from before the import or earlier in it,
+// is refused even if its own events resolve it (as inserting it open
+// refused it), and nothing of the import is stored.
+func TestImportRefusesAnIncidentOfAnOpenFault(t *testing.T) {
+	eachBackend(t, func(t *testing.T, l *Ledger) {
+		ctx := context.Background()
+		if _, _, err := l.OpenIncident(ctx, alertOpen("k1", "hw.paper_out", "k1@x", t0)); err != nil {
+			t.Fatal(err)
+		}
+		resolved := func(kiosk string, at time.Time) History {
+			return History{Open: personOpen(kiosk, "hw.paper_out", at),
+				Events: []Event{{Kind: KindResolved, At: at.Add(time.Hour), Actor: "li", Source: "api"}}}
+		}
+		open := func(kiosk string, at time.Time) History { return History{Open: personOpen(kiosk, "hw.paper_out", at)} }
+		f := func(hist []History, wantErr string) {
+			t.Helper()
+			_, errOld := importOneByOne(ctx, l, hist)
+			_, err := l.Import(ctx, hist)
+			if (errOld == nil) != (err == nil) {
+				t.Fatalf("one by one: %v; Import: %v", errOld, err)
+			}
+			if wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), wantErr) {
+				t.Fatalf("Import: %v, want ErrConflict naming %q", err, wantErr)
+			}
+		}
+		f([]History{resolved("k2", t0), resolved("k1", t0)}, "history 1 (hw.paper_out on k1)")
+		f([]History{open("k3", t0), resolved("k3", t0.Add(time.Hour))}, "history 1 (hw.paper_out on k3)")
+		f([]History{open("k3", t0), open("k3", t0.Add(time.Hour))}, "history 1 (hw.paper_out on k3)")
+		if n, err := l.Verify(ctx); err != nil || n != 1 {
+			t.Fatalf("refused imports left %d events: %v", n, err)
+		}
+		// Once resolved, the kiosk's fault may open again.
+		f([]History{resolved("k3", t0), resolved("k3", t0.Add(time.Hour))}, "")
+		if _, err := l.Import(ctx, []History{resolved("k3", t0), open("k3", t0.Add(time.Hour))}); err != nil {
+			t.Fatal(err)
+		}
+		f([]History{resolved("k3", t0.Add(2*time.Hour))}, "history 0 (hw.paper_out on k3)")
+	})
+}

@@ -225,31 +225,36 @@ const insertEvent = `INSERT INTO events (seq, incident_id, kind, at, recorded_at
 
 // appendEvent chains e after h and inserts it.
 func appendEvent(ctx context.Context, tx *sql.Tx, h *head, e *Event) error {
-	return appendEventWith(ctx, tx, nil, h, e)
+	data, err := chainEvent(h, e)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, insertEvent, eventRow(nil, e, data)...); err != nil {
+		return fmt.Errorf("ledger: insert event: %w", err)
+	}
+	return nil
 }
 
-// appendEventWith is appendEvent through a prepared insertEvent, if not
-// nil: a bulk import prepares it once.
-func appendEventWith(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, h *head, e *Event) error {
+// chainEvent gives e the next seq after h and its hash, and moves h on to
+// it. It returns e's data as it is to be stored: the bytes stored are the
+// bytes hashed.
+func chainEvent(h *head, e *Event) (string, error) {
 	h.seq++
 	e.Seq, e.PrevHash = h.seq, h.hash
 	data, err := jsonData(e.Data)
 	if err != nil {
-		return err
+		return "", err
 	}
-	// The bytes stored are the bytes hashed.
 	e.Hash = chainHashData(h.hash, e, []byte(data))
 	h.hash = e.Hash
-	args := []any{e.Seq, e.Incident, e.Kind, e.At.UnixMilli(), e.RecordedAt.UnixMilli(), e.Actor, e.Source, data, e.PrevHash, e.Hash}
-	if stmt != nil {
-		_, err = stmt.ExecContext(ctx, args...)
-	} else {
-		_, err = tx.ExecContext(ctx, insertEvent, args...)
-	}
-	if err != nil {
-		return fmt.Errorf("ledger: insert event: %w", err)
-	}
-	return nil
+	return data, nil
+}
+
+// eventRow appends to args the values of insertEvent's columns for e, in
+// their order.
+func eventRow(args []any, e *Event, data string) []any {
+	return append(args, e.Seq, e.Incident, e.Kind, e.At.UnixMilli(), e.RecordedAt.UnixMilli(), e.Actor, e.Source, data,
+		e.PrevHash, e.Hash)
 }
 
 // OpenRequest opens an incident.
@@ -345,10 +350,7 @@ func (req *OpenRequest) check() error {
 
 // insertIncident inserts a new open incident and its opened event.
 func insertIncident(ctx context.Context, tx *sql.Tx, h *head, req OpenRequest, now time.Time) (Incident, error) {
-	h.incident++
-	inc := Incident{ID: h.incident, Kiosk: req.Kiosk, Site: req.Site, District: req.District, Provider: req.Provider,
-		Fault: req.Fault, Category: req.Category, Severity: req.Severity, Source: req.Source, Channel: req.Channel,
-		AlertKey: req.AlertKey, State: StateOpen, OpenedAt: req.At.UTC(), UpdatedAt: req.At.UTC()}
+	inc, e := newIncident(h, req, now)
 	var alertKey any
 	if req.AlertKey != "" {
 		alertKey = req.AlertKey
@@ -360,10 +362,20 @@ func insertIncident(ctx context.Context, tx *sql.Tx, h *head, req OpenRequest, n
 		inc.Channel, alertKey, openKey(inc.Kiosk, inc.Fault), inc.State, inc.OpenedAt.UnixMilli(), inc.UpdatedAt.UnixMilli()); err != nil {
 		return Incident{}, fmt.Errorf("ledger: insert incident: %w", err)
 	}
+	return inc, appendEvent(ctx, tx, h, &e)
+}
+
+// newIncident takes the next incident id after h for the incident req
+// opens, and returns it with its opened event, not yet chained.
+func newIncident(h *head, req OpenRequest, now time.Time) (Incident, Event) {
+	h.incident++
+	inc := Incident{ID: h.incident, Kiosk: req.Kiosk, Site: req.Site, District: req.District, Provider: req.Provider,
+		Fault: req.Fault, Category: req.Category, Severity: req.Severity, Source: req.Source, Channel: req.Channel,
+		AlertKey: req.AlertKey, State: StateOpen, OpenedAt: req.At.UTC(), UpdatedAt: req.At.UTC()}
 	e := Event{Incident: inc.ID, Kind: KindOpened, At: inc.OpenedAt, RecordedAt: now, Actor: req.Actor, Source: req.Source,
 		Data: EventData{Kiosk: req.Kiosk, Site: req.Site, District: req.District, Provider: req.Provider, Fault: req.Fault,
 			Category: req.Category, Severity: req.Severity, Channel: req.Channel, AlertKey: req.AlertKey}}
-	return inc, appendEvent(ctx, tx, h, &e)
+	return inc, e
 }
 
 // Record appends an event to incident id, if the lifecycle allows it.
@@ -393,18 +405,10 @@ func (l *Ledger) Record(ctx context.Context, id int64, e Event) (Event, error) {
 }
 
 func (l *Ledger) saveIncident(ctx context.Context, tx *sql.Tx, inc *Incident) error {
-	var key any
-	if inc.State != StateResolved && inc.State != StateClosed {
-		key = openKey(inc.Kiosk, inc.Fault)
-	}
-	paused := 0
-	if inc.Paused {
-		paused = 1
-	}
 	_, err := tx.ExecContext(ctx, `UPDATE incidents SET severity = $1, state = $2, paused = $3, open_key = $4, updated_at = $5,
 		cleared_at = $6, resolved_at = $7, closed_at = $8 WHERE id = $9`,
-		inc.Severity, inc.State, paused, key, inc.UpdatedAt.UnixMilli(), nullTime(inc.ClearedAt), nullTime(inc.ResolvedAt),
-		nullTime(inc.ClosedAt), inc.ID)
+		inc.Severity, inc.State, pausedColumn(inc), heldOpenKey(inc), inc.UpdatedAt.UnixMilli(), nullTime(inc.ClearedAt),
+		nullTime(inc.ResolvedAt), nullTime(inc.ClosedAt), inc.ID)
 	if err != nil {
 		return fmt.Errorf("ledger: update incident %d: %w", inc.ID, err)
 	}
@@ -412,6 +416,24 @@ func (l *Ledger) saveIncident(ctx context.Context, tx *sql.Tx, inc *Incident) er
 }
 
 func openKey(kiosk, fault string) string { return kiosk + "/" + fault }
+
+// heldOpenKey is inc's open_key column: its open key until it is resolved,
+// then NULL, which frees the kiosk and fault for a new incident.
+func heldOpenKey(inc *Incident) any {
+	if inc.State == StateResolved || inc.State == StateClosed {
+		return nil
+	}
+	return openKey(inc.Kiosk, inc.Fault)
+}
+
+// pausedColumn is inc's paused column, 0 or 1: both databases store it as
+// an integer.
+func pausedColumn(inc *Incident) int {
+	if inc.Paused {
+		return 1
+	}
+	return 0
+}
 
 func containsString(list []string, s string) bool {
 	for _, v := range list {
