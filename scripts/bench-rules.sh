@@ -22,6 +22,12 @@
 # kiosks' senders time out against a server that takes 4 requests at a time
 # and retry faster than it stores (tried: 1.5 M samples in 6 minutes).
 #
+# RULES_PROFILE=SECONDS writes a CPU profile of kioskmon from the start of the
+# cycles to bench-results/rules-N.cpu.pprof (go tool pprof bin/kioskmon FILE).
+#
+# RULES_KEEP=1 keeps each ingested fleet in bench-results/rules-cache (by
+# size, RULES_END, which it needs, and history) and reuses it on the next run.
+#
 # The simulated minutes end at RULES_END (RFC 3339; default: now). The
 # simulator switches the kiosks of half the service halls off outside opening
 # hours (weekdays 08:30-17:30 in the fleet's time zone, UTC+8), and they send
@@ -94,10 +100,18 @@ print("%.2f %.2f %d %s" % (statistics.median(c), max(c), len(d["incidents"]),
 
 echo "rule evaluation, $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(bin/kioskmon rules list | wc -l) rules, $history of history, $cycles cycles a minute apart" >"$out"
 for n in $sizes; do
-	dir=$(mktemp -d)
-	dirs+=("$dir")
+	end=${RULES_END:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
+	if [ -n "${RULES_KEEP:-}" ]; then
+		# The ingested fleet is kept for reruns of the same size, end and history.
+		[ -n "${RULES_END:-}" ] || { echo "bench-rules: RULES_KEEP needs a fixed RULES_END" >&2; exit 2; }
+		dir=bench-results/rules-cache/$n-$(date -u -d "$end" +%Y%m%dT%H%M%SZ)-$history
+		mkdir -p "$dir"
+	else
+		dir=$(mktemp -d)
+		dirs+=("$dir")
+	fi
 	addr=127.0.0.1:$(port)
-	printf 'version: v1\nkiosks: []\n' >"$dir/inventory.yml"
+	[ -f "$dir/ingested" ] || printf 'version: v1\nkiosks: []\n' >"$dir/inventory.yml"
 	# Inspection off: its queries would run during the cycles and be counted in them.
 	bin/kioskmon serve --listen "$addr" --data "$dir/data" --inventory "$dir/inventory.yml" --inventory.poll 1s \
 		--rules.disable --inspection.disable --query.latency-offset 1ms >/dev/null 2>"$dir/kioskmon.log" &
@@ -105,9 +119,13 @@ for n in $sizes; do
 	pids+=("$server")
 	for _ in $(seq 1 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 	shards=$(( (n + per_sim - 1) / per_sim ))
-	end=${RULES_END:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}
-	echo "bench-rules: $n kiosks: pushing $history simulated up to $end, $shards kiosk-sim shards one after another..."
 	t0=$(date +%s)
+	if [ -f "$dir/ingested" ]; then
+		echo "bench-rules: $n kiosks: the fleet ingested before is in $dir"
+		shards=0
+	else
+		echo "bench-rules: $n kiosks: pushing $history simulated up to $end, $shards kiosk-sim shards one after another..."
+	fi
 	for k in $(seq 0 $((shards - 1))); do
 		# The first shard writes the fleet into the inventory; the others read it.
 		bin/kiosk-sim --kiosks "$n" --shard "$k/$shards" --inventory "$dir/inventory.yml" --push "http://$addr" \
@@ -119,7 +137,12 @@ for n in $sizes; do
 		rm -rf "$dir/queues-$k"
 		echo "bench-rules: $n kiosks: shard $((k + 1))/$shards delivered after $(( $(date +%s) - t0 )) s"
 	done
-	ingest_s=$(( $(date +%s) - t0 ))
+	if [ -f "$dir/ingested" ]; then
+		ingest_s=$(cat "$dir/ingested")
+	else
+		ingest_s=$(( $(date +%s) - t0 ))
+		[ -z "${RULES_KEEP:-}" ] || echo "$ingest_s" >"$dir/ingested"
+	fi
 	curl -fsS -XPOST "http://$addr/internal/force_flush"
 	ingest_rss=$(hwm "$server")
 	# The storage's own count: a count() query over 10 million series costs more than the cycles.
@@ -133,6 +156,10 @@ for n in $sizes; do
 	load=$(cut -d' ' -f1 /proc/loadavg)
 	cpu0=$(cpu "$server")
 	caches "$addr" >"$dir/caches.before"
+	if [ -n "${RULES_PROFILE:-}" ]; then # seconds of CPU profile from the start of the cycles
+		curl -fsS -o "bench-results/rules-$n.cpu.pprof" "http://$addr/debug/pprof/profile?seconds=$RULES_PROFILE" &
+		pids+=($!)
+	fi
 	read -r p50 worst incidents costly < <(backtest "$addr" "$from" "$to" | summary)
 	caches "$addr" >"$dir/caches.after"
 	cpu_s=$(awk -v a="$cpu0" -v b="$(cpu "$server")" -v t="$tck" -v c="$cycles" 'BEGIN {printf "%.2f", (b-a)/t/c}')
@@ -180,5 +207,5 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 	fi
 	kill "$server"
 	wait "$server" 2>/dev/null || true
-	rm -rf "$dir"
+	[ -n "${RULES_KEEP:-}" ] || rm -rf "$dir"
 done

@@ -5,8 +5,9 @@
 # (SLA_BACKENDS, default "sqlite postgres"); then `kioskmon sla report` in HTML
 # and CSV, timed, with its peak RSS. Writes bench-results/sla.txt. Filling the
 # ledger takes minutes (it goes through the ledger's own import, hash chain
-# and lifecycle checks); the filled ledgers are kept in bench-results/sla-cache
-# for reruns of the same size.
+# and lifecycle checks); the filled ledgers (the SQLite file, the PostgreSQL
+# cluster) are kept in bench-results/sla-cache for reruns of the same size.
+# SLA_FILL_ONLY=1 fills and reports nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 incidents=${SLA_INCIDENTS:-1000000}
@@ -66,30 +67,47 @@ for backend in $backends; do
 			echo "sqlite   fill: $(( $(date +%s) - start )) s, $(du -m "$dsn" | cut -f1) MiB" | tee -a "$out"
 			touch "$cache/sqlite.done"
 		fi
+		[ -z "${SLA_FILL_ONLY:-}" ] || continue
 		report sqlite "$dsn"
 		served sqlite "$dsn"
 		;;
 	postgres)
 		bin=/usr/lib/postgresql/15/bin
 		[ -x "$bin/pg_ctl" ] || { echo "bench-sla: PostgreSQL 15 is not installed (bash scripts/install-deps.sh test)" >&2; continue; }
-		pgdir=$(mktemp -d)
-		chmod 755 "$pgdir"
+		# The filled cluster is kept in the cache too, stopped between runs.
+		pgdir=$PWD/$cache/postgres
 		as=()
-		if [ "$(id -u)" = 0 ]; then chown postgres: "$pgdir"; as=(runuser -u postgres --); fi
-		"${as[@]}" "$bin/initdb" -D "$pgdir/data" -U kioskmon --auth=trust -E UTF8 >/dev/null
+		[ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+		if [ ! -f "$cache/postgres.done" ]; then
+			rm -rf "$pgdir"
+			mkdir -p "$pgdir"
+			chmod 755 "$pgdir"
+			[ "$(id -u)" = 0 ] && chown postgres: "$pgdir"
+			"${as[@]}" "$bin/initdb" -D "$pgdir/data" -U kioskmon --auth=trust -E UTF8 >/dev/null
+		fi
 		port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 		"${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdir" -w start >/dev/null
+		stop_pg() { "${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null || true; }
+		trap stop_pg EXIT
 		dsn="postgres://kioskmon@127.0.0.1:$port/postgres?sslmode=disable"
 		[ -f "$cache/inventory.yml" ] || bin/slobench --kiosks "$kiosks" --incidents 0 --inventory "$cache/inventory.yml" --ledger "$PWD/$cache/empty.db" >/dev/null 2>&1
-		echo "bench-sla: filling the PostgreSQL ledger ($incidents incidents)..."
-		start=$(date +%s)
-		bin/slobench --kiosks "$kiosks" --incidents "$incidents" --inventory "$cache/inventory.yml" --ledger "$dsn" 2>&1 |
-			awk 'NR % 10 == 0 || /in [0-9]/' >&2
-		echo "postgres fill: $(( $(date +%s) - start )) s" | tee -a "$out"
+		if [ ! -f "$cache/postgres.done" ]; then
+			echo "bench-sla: filling the PostgreSQL ledger ($incidents incidents)..."
+			start=$(date +%s)
+			bin/slobench --kiosks "$kiosks" --incidents "$incidents" --inventory "$cache/inventory.yml" --ledger "$dsn" 2>&1 |
+				awk 'NR % 10 == 0 || /in [0-9]/' >&2
+			echo "postgres fill: $(( $(date +%s) - start )) s" | tee -a "$out"
+			touch "$cache/postgres.done"
+		fi
+		if [ -n "${SLA_FILL_ONLY:-}" ]; then
+			stop_pg
+			trap - EXIT
+			continue
+		fi
 		report postgres "$dsn"
 		served postgres "$dsn"
-		"${as[@]}" "$bin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null
-		rm -rf "$pgdir"
+		stop_pg
+		trap - EXIT
 		;;
 	*) echo "bench-sla: unknown backend $backend (sqlite, postgres)" >&2; exit 2 ;;
 	esac
