@@ -440,7 +440,7 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 
 // kiosksInServiceMode asks the storage which kiosks are in service mode.
 func (e *Evaluator) kiosksInServiceMode(ctx context.Context, at time.Time) map[string]bool {
-	samples, err := e.q.Query(ctx, `max by (kiosk) (kiosk_service_mode) == 1`, at)
+	samples, err := e.q.Query(ctx, `max by (kiosk) (kiosk_service_mode == 1)`, at)
 	if err != nil {
 		level.Warn(e.logger).Log("msg", "cannot read service mode; nothing is held for it this cycle", "err", err)
 		return nil
