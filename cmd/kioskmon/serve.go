@@ -67,7 +67,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&f.Inspection.Interval, "inspection.interval", "every kiosk gets a remote inspection (Fujian 2022 §8.2 checklist) at least this often")
 	fs.Var(&f.Inspection.Recheck, "inspection.recheck", "a kiosk that failed an inspection item is inspected again this often while its site is open")
 	fs.BoolVar(&f.Inspection.Disable, "inspection.disable", false, "do not inspect kiosks")
-	fs.Var(&f.InventoryPoll, "inventory.poll", "how often the inventory file is checked for changes")
+	fs.Var(&f.InventoryPoll, "inventory.poll", "how often the inventory file is checked for changes (a change is loaded once the file has stayed the same for one check)")
 	fs.Var(&f.ShutdownTimeout, "shutdown-timeout", "how long shutdown waits for requests in flight")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kioskmon serve [flags]\n\nRuns the kioskmon server on its embedded storage.\n\nflags:")

@@ -21,9 +21,15 @@ type Watcher struct {
 	logger log.Logger
 	index  atomic.Pointer[Index]
 
-	mu       sync.Mutex // serialises reloads
-	modTime  time.Time
-	size     int64
+	mu      sync.Mutex // serialises reloads
+	modTime time.Time
+	size    int64
+	// seenMod and seenSize are the file's stat at the previous poll: a
+	// changed file is read only once it has not changed for a poll, so one
+	// written in place (truncated, then written) is not read half written
+	// and reported broken.
+	seenMod  time.Time
+	seenSize int64
 	sum      [sha256.Size]byte
 	okCount  atomic.Uint64
 	badCount atomic.Uint64
@@ -112,6 +118,10 @@ func (w *Watcher) checkChanged() {
 		return
 	}
 	if fi.ModTime().Equal(w.modTime) && fi.Size() == w.size {
+		return
+	}
+	if !fi.ModTime().Equal(w.seenMod) || fi.Size() != w.seenSize {
+		w.seenMod, w.seenSize = fi.ModTime(), fi.Size()
 		return
 	}
 	data, err := os.ReadFile(w.path)
