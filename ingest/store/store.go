@@ -182,6 +182,12 @@ func configureVictoriaMetrics(cfg Config, vmPath string) error {
 		// already has; identical timestamps of one series are then kept once.
 		{"dedup.minScrapeInterval", "1ms"},
 		{"search.latencyOffset", cfg.SearchLatencyOffset.String()},
+		// A rule of the form "few kiosks op every kiosk" (a ratio whose
+		// numerator is the kiosks with errors; "unless on (kiosk)" a state
+		// most kiosks are in) reads the second side only for the kiosks the
+		// first returned, when they are at most this many: VictoriaMetrics'
+		// default, 100, made those rules read the whole fleet's series.
+		{"search.maxBinaryOpPushdownLabelValues", "10000"},
 		{"loggerLevel", cfg.InternalLogLevel},
 		{"loggerOutput", "stderr"},
 	}
