@@ -438,11 +438,15 @@ func (l *Ledger) readRaw(ctx context.Context, seq int64, batches chan<- *rawBatc
 		FROM events WHERE seq >= $1 ORDER BY seq`, []any{seq}, func(row []driver.Value) error {
 		var r rawRow
 		var err error
-		if err = rawInts(row[:2], &r.seq, &r.incident); err != nil {
-			return err
-		}
-		if err = rawInts(row[3:5], &r.at, &r.recorded); err != nil {
-			return err
+		for col, dest := range [...]*int64{0: &r.seq, 1: &r.incident, 3: &r.at, 4: &r.recorded} {
+			if dest == nil {
+				continue
+			}
+			v, ok := row[col].(int64)
+			if !ok {
+				return fmt.Errorf("ledger: read events: column %d is %T, not an integer", col+1, row[col])
+			}
+			*dest = v
 		}
 		if r.kind, err = cur.add(row[2]); err != nil {
 			return err
@@ -536,18 +540,6 @@ func (l *Ledger) rawQuery(ctx context.Context, query string, args []any, fn func
 			}
 		}
 	})
-}
-
-// rawInts converts a driver's integer values.
-func rawInts(row []driver.Value, dest ...*int64) error {
-	for i, d := range dest {
-		v, ok := row[i].(int64)
-		if !ok {
-			return fmt.Errorf("ledger: read events: column %d is %T, not an integer", i, row[i])
-		}
-		*d = v
-	}
-	return nil
 }
 
 // internKind returns the constant of a kind read from the database, so a
