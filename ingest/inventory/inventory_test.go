@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+
+	"github.com/kioskmon/kioskmon/internal/atomicfile"
 )
 
 func TestGoodFiles(t *testing.T) {
@@ -157,7 +159,12 @@ func TestWatcherReloadsAndKeepsOldOnError(t *testing.T) {
 	inv.Save(path)
 	waitFor(t, func() bool { _, ok := w.Index().Kiosk("k2"); return ok })
 
-	os.WriteFile(path, []byte("version: v1\nkiosks:\n  - id: k1\n    site: gone\n"), 0o600)
+	// Replaced by rename, so the watcher can only see one broken version: a
+	// file written in place may, on a loaded machine, be seen half written
+	// across two polls, and each half is a version of its own.
+	if err := atomicfile.Write(path, []byte("version: v1\nkiosks:\n  - id: k1\n    site: gone\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool { _, failed := w.ReloadsTotal(); return failed == 1 })
 	if _, ok := w.Index().Kiosk("k2"); !ok || w.LastReloadSuccess() {
 		t.Fatal("a broken file replaced the index")
