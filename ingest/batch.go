@@ -2,12 +2,14 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/kioskmon/kioskmon/ingest/inventory"
+	"github.com/kioskmon/kioskmon/ingest/sparse"
 	"github.com/kioskmon/kioskmon/ingest/store"
 )
 
@@ -50,6 +52,31 @@ type batch struct {
 	curReason reason
 
 	tally tally
+
+	// The rule conditions of ingest/sparse that the request's series match:
+	// spans[i] are the refs of the series whose name ends at nameEnds[i].
+	spans     []refSpan
+	refs      []conditionRef
+	refLabels []store.Label // each matched series' labels sorted, back to back
+	matched   []int32
+	nameLabel []store.Label
+	updates   []sparse.Update
+	copies    int
+	labelOf   func(string) string
+}
+
+type refSpan struct{ lo, hi int32 }
+
+// conditionRef is one condition a series of the request matches.
+type conditionRef struct {
+	cond         int32
+	key          uint64
+	labLo, labHi int32
+	name         int32 // index into nameEnds of the copy's name; -1 until needed
+	// The copy's state as this request's samples left it; known false means
+	// it is still to be read from the Set.
+	known, live bool
+	liveTs      int64
 }
 
 func (b *batch) reset(h *Handler, kiosk *inventory.Kiosk, now time.Time) {
@@ -65,6 +92,15 @@ func (b *batch) reset(h *Handler, kiosk *inventory.Kiosk, now time.Time) {
 	b.rowName = b.rowName[:0]
 	b.tally.reset()
 	b.cur = -1
+	b.spans = b.spans[:0]
+	b.refs = b.refs[:0]
+	clear(b.refLabels)
+	b.refLabels = b.refLabels[:0]
+	b.updates = b.updates[:0]
+	b.copies = 0
+	if b.labelOf == nil {
+		b.labelOf = b.label
+	}
 }
 
 // series starts a series with the client's labels (the metric name as
@@ -138,6 +174,41 @@ func (b *batch) series(labels []store.Label) {
 	}
 	b.nameEnds = append(b.nameEnds, len(b.names))
 	b.cur = int32(len(b.nameEnds) - 1)
+	if sp := b.h.conditions; sp != nil {
+		b.matchConditions(sp)
+	}
+}
+
+// matchConditions notes the rule conditions the current series matches.
+func (b *batch) matchConditions(sp *sparse.Set) {
+	lo := int32(len(b.refs))
+	if name := b.currentName(); sp.HasMetric(name) {
+		b.matched = sp.Match(b.matched[:0], name, b.labelOf)
+		if len(b.matched) > 0 {
+			labLo := len(b.refLabels)
+			for _, l := range b.labels {
+				if l.Name != "" && l.Name != "__name__" && l.Value != "" {
+					b.refLabels = append(b.refLabels, l)
+				}
+			}
+			sorted := b.refLabels[labLo:]
+			sparse.SortLabels(sorted)
+			for _, c := range b.matched {
+				b.refs = append(b.refs, conditionRef{cond: c, key: sp.Key(c, sorted), labLo: int32(labLo), labHi: int32(len(b.refLabels)), name: -1})
+			}
+		}
+	}
+	b.spans = append(b.spans, refSpan{lo, int32(len(b.refs))})
+}
+
+// label returns the current series' label value, "" if it has none.
+func (b *batch) label(name string) string {
+	for _, l := range b.labels {
+		if l.Name == name {
+			return l.Value
+		}
+	}
+	return ""
 }
 
 // refuseSeries marks the current series refused; its samples are counted when added.
@@ -184,8 +255,13 @@ func (b *batch) refuseAll(r reason, example func() string) {
 	b.rowName = b.rowName[:0]
 }
 
-// finish points each row at its series name; names no longer grows.
+// finish adds the rule conditions' copies and points each row at its series
+// name; names no longer grows. The rows of the request come first: b.copies
+// rows at the end are copies.
 func (b *batch) finish() []store.Row {
+	if sp := b.h.conditions; sp != nil && len(b.refs) > 0 {
+		b.copyConditions(sp)
+	}
 	for i := range b.rows {
 		id := b.rowName[i]
 		start := 0
@@ -195,6 +271,61 @@ func (b *batch) finish() []store.Row {
 		b.rows[i].MetricNameRaw = b.names[start:b.nameEnds[id]]
 	}
 	return b.rows
+}
+
+// copyConditions appends to rows each sample's copies: the sample itself to
+// each condition it meets, a staleness marker to each live copy whose
+// condition it no longer meets. The Set learns of them after the write
+// (b.updates), so a request that is not stored changes nothing.
+func (b *batch) copyConditions(sp *sparse.Set) {
+	n := len(b.rows)
+	for i := 0; i < n; i++ {
+		if v := b.rows[i].Value; math.IsNaN(v) && !store.IsStaleNaN(v) {
+			continue // the storage drops it: the series' last sample stays the one before
+		}
+		span := b.spans[b.rowName[i]]
+		for r := span.lo; r < span.hi; r++ {
+			ref := &b.refs[r]
+			ts, v := b.rows[i].Timestamp, b.rows[i].Value
+			if sp.Condition(ref.cond).Holds(v) {
+				b.appendCopy(sp, ref, ts, v)
+				b.updates = append(b.updates, sparse.Update{Key: ref.key, Ts: ts})
+				if !ref.known || !ref.live || ts > ref.liveTs {
+					ref.liveTs = ts
+				}
+				ref.known, ref.live = true, true
+				continue
+			}
+			if !ref.known {
+				ref.liveTs, ref.live = sp.Live(ref.key)
+				ref.known = true
+			}
+			// A live copy gets a staleness marker at every sample that does
+			// not meet the condition, even one older than its last copied
+			// sample (arriving late): the marker belongs there in the copy.
+			// It ends only at a later one.
+			if ref.live {
+				b.appendCopy(sp, ref, ts, store.StaleNaN)
+				b.updates = append(b.updates, sparse.Update{Key: ref.key, Ts: ts, Ended: true})
+				if ts >= ref.liveTs {
+					ref.live = false
+				}
+			}
+		}
+	}
+	b.copies = len(b.rows) - n
+}
+
+func (b *batch) appendCopy(sp *sparse.Set, ref *conditionRef, ts int64, v float64) {
+	if ref.name < 0 {
+		b.nameLabel = append(b.nameLabel[:0], store.Label{Name: "__name__", Value: sp.Condition(ref.cond).SeriesName})
+		b.nameLabel = append(b.nameLabel, b.refLabels[ref.labLo:ref.labHi]...)
+		b.names = store.AppendMetricName(b.names, b.nameLabel)
+		b.nameEnds = append(b.nameEnds, len(b.names))
+		ref.name = int32(len(b.nameEnds) - 1)
+	}
+	b.rows = append(b.rows, store.Row{Timestamp: ts, Value: v})
+	b.rowName = append(b.rowName, ref.name)
 }
 
 func (b *batch) currentName() string {

@@ -22,6 +22,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/kioskmon/kioskmon/ingest/inventory"
+	"github.com/kioskmon/kioskmon/ingest/sparse"
 	"github.com/kioskmon/kioskmon/ingest/store"
 )
 
@@ -145,7 +146,13 @@ type Handler struct {
 	ctxPool sync.Pool
 	slots   chan struct{}
 	metrics *handlerMetrics
+
+	conditions *sparse.Set
 }
+
+// CopyConditions makes the handler copy the samples that meet the rule
+// conditions of set (see package sparse). Call it before serving.
+func (h *Handler) CopyConditions(set *sparse.Set) { h.conditions = set }
 
 type handlerMetrics struct {
 	rejected        [numReasons]*metrics.Counter
@@ -155,6 +162,7 @@ type handlerMetrics struct {
 	duration        map[string]*metrics.Histogram
 	writeErrors     *metrics.Counter
 	queueTimeouts   *metrics.Counter
+	copies          *metrics.Counter
 }
 
 // Protocols served, as they appear in the protocol label of self-metrics.
@@ -181,6 +189,9 @@ func newHandlerMetrics(set *metrics.Set) *handlerMetrics {
 	}
 	m.writeErrors = set.NewCounter(`kioskmon_ingest_write_errors_total`)
 	m.queueTimeouts = set.NewCounter(`kioskmon_ingest_queue_timeouts_total`)
+	// Copies of samples that meet a rule condition, and staleness markers
+	// that end them (ingest/sparse); not counted in samples_total.
+	m.copies = set.NewCounter(`kioskmon_ingest_rule_condition_copies_total`)
 	return m
 }
 
@@ -338,7 +349,11 @@ func (h *Handler) process(w http.ResponseWriter, r *http.Request, proto string, 
 			// Nothing was acknowledged; the client should retry.
 			return http.StatusServiceUnavailable, "kioskmon: cannot store samples now, retry later: " + err.Error(), nil
 		}
-		h.metrics.samples[proto].Add(len(rows))
+		h.metrics.samples[proto].Add(len(rows) - b.copies)
+		h.metrics.copies.Add(b.copies)
+		if len(b.updates) > 0 {
+			h.conditions.Commit(b.updates)
+		}
 	}
 	if b.tally.total == 0 {
 		return http.StatusNoContent, "", durable
@@ -349,7 +364,7 @@ func (h *Handler) process(w http.ResponseWriter, r *http.Request, proto string, 
 			h.metrics.rejectedSamples[r].Add(n)
 		}
 	}
-	msg := b.tally.message(kiosk.ID, len(rows))
+	msg := b.tally.message(kiosk.ID, len(rows)-b.copies)
 	level.Debug(h.logger).Log("msg", "refused samples", "kiosk", kiosk.ID, "detail", msg)
 	return b.tally.status(), msg, durable
 }

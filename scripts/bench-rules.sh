@@ -25,6 +25,10 @@
 # RULES_PROFILE=SECONDS writes a CPU profile of kioskmon from the start of the
 # cycles to bench-results/rules-N.cpu.pprof (go tool pprof bin/kioskmon FILE).
 #
+# RULES_SERVE_FLAGS adds flags to kioskmon serve, for example
+# --rules.condition-copies.disable to measure the rules reading every kiosk's
+# series (a fleet ingested with copies keeps them; the flag stops their use).
+#
 # RULES_KEEP=1 keeps each ingested fleet in bench-results/rules-cache (by
 # size, RULES_END, which it needs, and history) and reuses it on the next run.
 #
@@ -114,7 +118,7 @@ for n in $sizes; do
 	[ -f "$dir/ingested" ] || printf 'version: v1\nkiosks: []\n' >"$dir/inventory.yml"
 	# Inspection off: its queries would run during the cycles and be counted in them.
 	bin/kioskmon serve --listen "$addr" --data "$dir/data" --inventory "$dir/inventory.yml" --inventory.poll 1s \
-		--rules.disable --inspection.disable --query.latency-offset 1ms >/dev/null 2>"$dir/kioskmon.log" &
+		--rules.disable --inspection.disable --query.latency-offset 1ms ${RULES_SERVE_FLAGS:-} >/dev/null 2>"$dir/kioskmon.log" &
 	server=$!
 	pids+=("$server")
 	for _ in $(seq 1 100); do curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break; sleep 0.2; done

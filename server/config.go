@@ -48,6 +48,10 @@ type RulesConfig struct {
 	Disable bool `yaml:"disable"`
 	// MaxConcurrent bounds the rules whose queries run at once (0: GOMAXPROCS).
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// DisableConditionCopies stops the ingest copying the samples that meet
+	// the rules' conditions (ingest/sparse); the rules then read every
+	// kiosk's series in every cycle.
+	DisableConditionCopies bool `yaml:"disable_condition_copies"`
 	// Alertmanagers receive the alerts (all of them: an HA cluster).
 	Alertmanagers []string `yaml:"alertmanagers"`
 	// ExternalURL is how people reach kioskmon, for links in alerts.

@@ -8,12 +8,14 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 
 	"github.com/kioskmon/kioskmon/alerting/evaluator"
 	"github.com/kioskmon/kioskmon/alerting/inspection"
 	"github.com/kioskmon/kioskmon/alerting/rulebook"
 	"github.com/kioskmon/kioskmon/alerting/ruletest"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
+	"github.com/kioskmon/kioskmon/ingest/sparse"
 	"github.com/kioskmon/kioskmon/ingest/store"
 )
 
@@ -96,12 +98,56 @@ func evaluatorConfig(cfg Config, kiosks *inventory.Watcher) (evaluator.Config, e
 		Concurrency: cfg.Rules.MaxConcurrent}, nil
 }
 
-func newEvaluator(evCfg evaluator.Config, st *store.Storage, self *metrics.Set, logger log.Logger) (*evaluator.Evaluator, error) {
-	ev, err := evaluator.New(evCfg, storeQuerier{st}, log.With(logger, "component", "rules"), self)
+func newEvaluator(evCfg evaluator.Config, q evaluator.Querier, self *metrics.Set, logger log.Logger) (*evaluator.Evaluator, error) {
+	ev, err := evaluator.New(evCfg, q, log.With(logger, "component", "rules"), self)
 	if err != nil {
 		return nil, fmt.Errorf("rules: %w", err)
 	}
 	return ev, nil
+}
+
+// conditionQuerier is the rules' querier: each expression reads the copies
+// the ingest keeps of the samples that meet its conditions (ingest/sparse),
+// for the instants they cover.
+type conditionQuerier struct {
+	storeQuerier
+	conds *sparse.Set
+}
+
+func (q conditionQuerier) Query(ctx context.Context, expr string, at time.Time) ([]evaluator.Sample, error) {
+	return q.storeQuerier.Query(ctx, q.conds.Rewrite(expr, at), at)
+}
+
+// openConditions finds the conditions of the rules' expressions the ingest
+// copies, and marks live the copies the storage holds from before a restart,
+// so that a condition that ends now still ends its copy.
+func openConditions(ctx context.Context, cfg Config, evCfg evaluator.Config, st *store.Storage, self *metrics.Set, logger log.Logger) (*sparse.Set, error) {
+	exprs, err := evaluator.Queries(evCfg)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	since := now
+	if st.Created() {
+		since = time.Time{} // every sample goes through the copies, backfills included
+	}
+	conds, err := sparse.Open(filepath.Join(cfg.Data, "rule-conditions.json"), exprs, since)
+	if err != nil {
+		return nil, err
+	}
+	st.MakeSearchable()
+	samples, err := st.Query(ctx, `tlast_over_time({__name__=~".+:when:[0-9a-f]{8}"}[30m]) keep_metric_names`, now)
+	if err != nil {
+		return nil, fmt.Errorf("find the live condition copies: %w", err)
+	}
+	live := make([]sparse.LiveCopy, len(samples))
+	for i, s := range samples {
+		live[i] = sparse.LiveCopy{Labels: s.Labels, LastMs: int64(s.Value * 1000)}
+	}
+	n := conds.Seed(live)
+	level.Info(logger).Log("msg", "copying the samples that meet the rules' conditions at ingest", "conditions", len(conds.Conditions()), "live_copies", n, "file", filepath.Join(cfg.Data, "rule-conditions.json"))
+	self.NewGauge(`kioskmon_rules_condition_copies_live`, func() float64 { return float64(conds.LiveCount()) })
+	return conds, nil
 }
 
 // RuleTestStorage is a throwaway embedded storage for kioskmon rules test:

@@ -119,7 +119,16 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 	if err != nil {
 		return fmt.Errorf("rules: %w", err)
 	}
-	mux.Handle("/api/v1/rules/backtest", readAuth.wrap(evaluator.BacktestHandler(evCfg, storeQuerier{st})))
+	var rulesQuerier evaluator.Querier = storeQuerier{st}
+	if !cfg.Rules.DisableConditionCopies {
+		conds, err := openConditions(ctx, cfg, evCfg, st, self, logger)
+		if err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+		h.CopyConditions(conds)
+		rulesQuerier = conditionQuerier{storeQuerier{st}, conds}
+	}
+	mux.Handle("/api/v1/rules/backtest", readAuth.wrap(evaluator.BacktestHandler(evCfg, rulesQuerier)))
 	// The incident ledger: every graded fault becomes an incident.
 	ledg, err := ledger.Open(ctx, cfg.SLA.Ledger, filepath.Join(cfg.Data, "sla"))
 	if err != nil {
@@ -130,7 +139,7 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 	intakeCfg := intake.Config{ResolveAfter: time.Duration(cfg.SLA.ResolveAfter)}
 	var ev *evaluator.Evaluator
 	if !cfg.Rules.Disable {
-		if ev, err = newEvaluator(evCfg, st, self, logger); err != nil {
+		if ev, err = newEvaluator(evCfg, rulesQuerier, self, logger); err != nil {
 			return err
 		}
 		intakeCfg.Firing = ev.Alerts

@@ -158,6 +158,32 @@ type Evaluator struct {
 	counts       map[string]int // by state, for the gauges
 }
 
+// serviceModeQuery finds the kiosks in service mode.
+const serviceModeQuery = `max by (kiosk) (kiosk_service_mode == 1)`
+
+// Queries returns every expression an evaluator of cfg queries: the rules'
+// and its own.
+func Queries(cfg Config) ([]string, error) {
+	groups := cfg.Groups
+	if cfg.Rulebook != nil {
+		var err error
+		if groups, err = cfg.Rulebook.Compile(cfg.Preset); err != nil {
+			return nil, err
+		}
+	}
+	qs := []string{serviceModeQuery}
+	if groups != nil {
+		for _, g := range groups.Groups {
+			for _, r := range g.Rules {
+				if r.Alert != "" {
+					qs = append(qs, r.Expr)
+				}
+			}
+		}
+	}
+	return qs, nil
+}
+
 // New compiles the rulebook for cfg.Preset.
 // Its own metrics (kioskmon_rules_*, kioskmon_alerts) go to self, if not nil.
 func New(cfg Config, q Querier, logger log.Logger, self *metrics.Set) (*Evaluator, error) {
@@ -440,7 +466,7 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 
 // kiosksInServiceMode asks the storage which kiosks are in service mode.
 func (e *Evaluator) kiosksInServiceMode(ctx context.Context, at time.Time) map[string]bool {
-	samples, err := e.q.Query(ctx, `max by (kiosk) (kiosk_service_mode == 1)`, at)
+	samples, err := e.q.Query(ctx, serviceModeQuery, at)
 	if err != nil {
 		level.Warn(e.logger).Log("msg", "cannot read service mode; nothing is held for it this cycle", "err", err)
 		return nil

@@ -23,6 +23,7 @@ import (
 	"github.com/VictoriaMetrics/VictoriaMetrics/app/vmselect/promql"
 	"github.com/VictoriaMetrics/VictoriaMetrics/app/vmstorage"
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo"
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/decimal"
 	vmlogger "github.com/VictoriaMetrics/VictoriaMetrics/lib/logger"
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
 	vmstorage_lib "github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
@@ -36,6 +37,14 @@ type Row = vmstorage_lib.MetricRow
 
 // Label is a name/value pair of a series.
 type Label = prompb.Label
+
+// StaleNaN is the Prometheus staleness marker: a series whose last sample
+// is one has no value from then on.
+var StaleNaN = decimal.StaleNaN
+
+// IsStaleNaN reports whether v is the staleness marker. The storage keeps
+// it, and drops any other NaN.
+func IsStaleNaN(v float64) bool { return decimal.IsStaleNaN(v) }
 
 // AppendMetricName appends the storage encoding of labels to dst. The metric name
 // is the label "__name__". Labels with empty values are dropped, as in Prometheus.
@@ -125,6 +134,7 @@ type Storage struct {
 	closeMu  sync.Mutex
 	closed   bool
 	vmPath   string
+	created  bool
 	flushMu  sync.Mutex
 	flushes  *metrics.Counter
 	flushDur *metrics.Summary
@@ -156,6 +166,7 @@ func Open(cfg Config) (*Storage, error) {
 		return nil, err
 	}
 	vmPath := filepath.Join(cfg.DataPath, "vm")
+	_, statErr := os.Stat(vmPath)
 	if err := configureVictoriaMetrics(cfg, vmPath); err != nil {
 		lock.Close()
 		return nil, err
@@ -167,6 +178,7 @@ func Open(cfg Config) (*Storage, error) {
 		cfg:      cfg,
 		lock:     lock,
 		vmPath:   vmPath,
+		created:  errors.Is(statErr, os.ErrNotExist),
 		flushes:  metrics.GetOrCreateCounter(`kioskmon_storage_durable_flushes_total`),
 		flushDur: metrics.GetOrCreateSummary(`kioskmon_storage_durable_flush_duration_seconds`),
 	}, nil
@@ -224,6 +236,10 @@ func (s *Storage) AddRows(rows []Row) error {
 	}
 	return nil
 }
+
+// Created reports whether Open created the storage: every sample it holds
+// was added since.
+func (s *Storage) Created() bool { return s.created }
 
 // FlushToDisk makes every row added before the call durable: in-memory parts of
 // the samples and of the index are written to files and fsynced. It works by

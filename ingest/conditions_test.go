@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kioskmon/kioskmon/ingest/sparse"
+)
+
+func TestRuleConditionCopies(t *testing.T) {
+	f := newFixture(t, Config{})
+	conds, err := sparse.Open(filepath.Join(t.TempDir(), "c.json"), []string{
+		`max by (kiosk, device) (kiosk_peripheral_state{state="fault"} == 1)`,
+		`max by (kiosk) (abs(kiosk_host_clock_offset_seconds) > 120)`,
+	}, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.CopyConditions(conds)
+	fault := conds.Condition(0).SeriesName
+	clock := conds.Condition(1).SeriesName
+	push := func(status int, ss ...series) []string {
+		t.Helper()
+		code, msg, _ := f.post(t, "/api/v1/write", remoteWriteBody(ss...), basic1...)
+		if code != status {
+			t.Fatalf("%d %q, want %d", code, msg, status)
+		}
+		var copies []string
+		for _, s := range f.writer.take() {
+			if strings.Contains(s, ":when:") {
+				copies = append(copies, s)
+			}
+		}
+		return copies
+	}
+	want := func(got []string, want ...string) {
+		t.Helper()
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("copies\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	stale := fmt.Sprint(math.NaN())
+	k1 := "district=gulou,kiosk=k1,provider=acme,site=hall-1"
+	state := func(tsMs int64, s string, v float64) series {
+		return ts("kiosk_peripheral_state", tsMs, v, "device", "printer0", "state", s)
+	}
+
+	// Only the samples that meet a condition are copied, with all their labels.
+	want(push(204, state(now-3000, "fault", 0), state(now-3000, "ok", 1), ts("kiosk_host_clock_offset_seconds", now-3000, 3)))
+	want(push(204, state(now-2000, "fault", 1), state(now-2000, "ok", 0), ts("kiosk_host_clock_offset_seconds", now-2000, -300)),
+		fmt.Sprintf("%s{device=printer0,%s,state=fault} 1 @%d", fault, k1, now-2000),
+		fmt.Sprintf("%s{%s} -300 @%d", clock, k1, now-2000))
+	// A storage failure acknowledges nothing and changes no copy's state...
+	f.writer.fail = fmt.Errorf("disk full")
+	push(503, state(now-1000, "fault", 0))
+	f.writer.fail = nil
+	// ...so the retry still ends the copy, with a staleness marker, once.
+	want(push(204, state(now-1000, "fault", 0), ts("kiosk_host_clock_offset_seconds", now-1000, -310)),
+		fmt.Sprintf("%s{device=printer0,%s,state=fault} %s @%d", fault, k1, stale, now-1000),
+		fmt.Sprintf("%s{%s} -310 @%d", clock, k1, now-1000))
+	want(push(204, state(now, "fault", 0)))
+	// An ended copy gets no second marker from a late sample.
+	want(push(204, state(now-2500, "fault", 0)))
+	// A late sample that does not meet the condition, older than the live
+	// copy's last, gets its marker where it belongs and the copy stays live.
+	want(push(204, ts("kiosk_host_clock_offset_seconds", now-1500, 2)),
+		fmt.Sprintf("%s{%s} %s @%d", clock, k1, stale, now-1500))
+
+	// The client is told of its own samples only, and the counters agree.
+	code, msg, _ := f.post(t, "/api/v1/write", remoteWriteBody(state(now, "fault", 1), ts("up", now, 1), ts("bad name", now, 1)), basic1...)
+	if code != 400 || !strings.Contains(msg, "accepted 2 samples") {
+		t.Fatalf("%d %q", code, msg)
+	}
+	if n := f.counter(t, "kioskmon_ingest_rule_condition_copies_total"); n != 6 {
+		t.Errorf("%d copies counted, want 6", n)
+	}
+	if n := f.counter(t, `kioskmon_ingest_samples_total{protocol="remote_write"}`); n != 13 {
+		t.Errorf("%d samples counted, want 13", n)
+	}
+	if n := conds.LiveCount(); n != 2 {
+		t.Errorf("%d live copies, want 2 (the last fault, the clock offset)", n)
+	}
+}
