@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,12 @@ func TestRulebookAgainstSimulatedTruth(t *testing.T) {
 		from, to = minTime(from, l.Start), maxTime(to, l.End)
 	}
 	from = from.Add(-time.Hour)
+
+	// The rules read the copies the ingest kept of their conditions' samples
+	// (ingest/sparse): the storage is new, so they cover the whole day.
+	if n := serverMetric(t, s, "kioskmon_ingest_rule_condition_copies_total"); n < 100 {
+		t.Fatalf("%v samples copied for the rules' conditions: the backtest would not read the copies", n)
+	}
 
 	// The server started with --rules.disable still answers backtests.
 	q := url.Values{"from": {from.Format(time.RFC3339)}, "to": {to.Format(time.RFC3339)}, "step": {"1m"}}
@@ -246,4 +253,27 @@ func maxTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// serverMetric returns the value of an unlabelled series of the server's /metrics.
+func serverMetric(t *testing.T, s *server, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(s.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %s", name, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics has no %s", name)
+	return 0
 }
