@@ -118,6 +118,10 @@ func (q conditionQuerier) Query(ctx context.Context, expr string, at time.Time) 
 	return q.storeQuerier.Query(ctx, q.conds.Rewrite(expr, at), at)
 }
 
+// conditionsFile, in the data directory, records since when each condition
+// is copied.
+const conditionsFile = "rule-conditions.json"
+
 // openConditions finds the conditions of the rules' expressions the ingest
 // copies, and marks live the copies the storage holds from before a restart,
 // so that a condition that ends now still ends its copy.
@@ -131,7 +135,7 @@ func openConditions(ctx context.Context, cfg Config, evCfg evaluator.Config, st 
 	if st.Created() {
 		since = time.Time{} // every sample goes through the copies, backfills included
 	}
-	conds, err := sparse.Open(filepath.Join(cfg.Data, "rule-conditions.json"), exprs, since)
+	conds, err := sparse.Open(filepath.Join(cfg.Data, conditionsFile), exprs, since)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +149,7 @@ func openConditions(ctx context.Context, cfg Config, evCfg evaluator.Config, st 
 		live[i] = sparse.LiveCopy{Labels: s.Labels, LastMs: int64(s.Value * 1000)}
 	}
 	n := conds.Seed(live)
-	level.Info(logger).Log("msg", "copying the samples that meet the rules' conditions at ingest", "conditions", len(conds.Conditions()), "live_copies", n, "file", filepath.Join(cfg.Data, "rule-conditions.json"))
+	level.Info(logger).Log("msg", "copying the samples that meet the rules' conditions at ingest", "conditions", len(conds.Conditions()), "live_copies", n, "file", filepath.Join(cfg.Data, conditionsFile))
 	self.NewGauge(`kioskmon_rules_condition_copies_live`, func() float64 { return float64(conds.LiveCount()) })
 	return conds, nil
 }

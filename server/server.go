@@ -120,7 +120,13 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 		return fmt.Errorf("rules: %w", err)
 	}
 	var rulesQuerier evaluator.Querier = storeQuerier{st}
-	if !cfg.Rules.DisableConditionCopies {
+	if cfg.Rules.DisableConditionCopies {
+		// Nothing is copied from now on: a later start with copies must not
+		// take them as covering this run.
+		if err := os.Remove(filepath.Join(cfg.Data, conditionsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("rules: %w", err)
+		}
+	} else {
 		conds, err := openConditions(ctx, cfg, evCfg, st, self, logger)
 		if err != nil {
 			return fmt.Errorf("rules: %w", err)
