@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
 
+	"github.com/kioskmon/kioskmon/ingest/sparse"
 	"github.com/kioskmon/kioskmon/ingest/store"
 )
 
@@ -34,8 +37,20 @@ func kioskSeries(n, points int) []series {
 	return out
 }
 
+// benchConditions are rule conditions on four of kioskSeries' five metric
+// names: every series of those is matched against them, and one of them
+// (the rtt, whose values are large) holds for all its series, so a fifth of
+// the samples is copied, where a fleet copies a few in a thousand.
+var benchConditions = []string{
+	`max by (kiosk) (kiosk_peripheral_up == 0)`,
+	`max by (kiosk) (kiosk_network_rtt_seconds > 0.2)`,
+	`max by (kiosk) (kiosk_host_cpu_ratio > 0.9e9)`,
+	`min by (kiosk) (kiosk_paper_level_ratio <= 0) unless on (kiosk) (max by (kiosk) (kiosk_app_requests_total{x="y"} < 0))`,
+}
+
 // BenchmarkIngest measures the handler alone (auth, decode, validation,
-// labels, limits), with storage replaced by a discarding writer.
+// labels, limits), with storage replaced by a discarding writer; "copies"
+// also copies the samples of benchConditions (ingest/sparse).
 func BenchmarkIngest(b *testing.B) {
 	shapes := []struct {
 		name           string
@@ -58,24 +73,37 @@ func BenchmarkIngest(b *testing.B) {
 			{"influx", "/write?precision=ms", []byte(text.String())},
 		}
 		for _, bb := range bodies {
-			b.Run(shape.name+"/"+bb.proto, func(b *testing.B) {
-				fx := newFixture(b, Config{KioskRateLimit: -1, KioskSeriesLimit: -1})
-				fx.h.writer = discardWriter{}
-				mux := http.NewServeMux()
-				fx.h.Register(mux)
-				b.ReportAllocs()
-				b.SetBytes(int64(len(bb.body)))
-				for b.Loop() {
-					req := httptest.NewRequest(http.MethodPost, bb.path, bytes.NewReader(bb.body))
-					req.Header.Set("Authorization", "Bearer "+tokenK1)
-					rec := httptest.NewRecorder()
-					mux.ServeHTTP(rec, req)
-					if rec.Code != 204 {
-						b.Fatalf("%d %s", rec.Code, rec.Body)
-					}
+			for _, copies := range []bool{false, true} {
+				name := shape.name + "/" + bb.proto
+				if copies {
+					name += "/copies"
 				}
-				b.ReportMetric(float64(b.N*samples)/b.Elapsed().Seconds(), "samples/s")
-			})
+				b.Run(name, func(b *testing.B) {
+					fx := newFixture(b, Config{KioskRateLimit: -1, KioskSeriesLimit: -1})
+					fx.h.writer = discardWriter{}
+					if copies {
+						conds, err := sparse.Open(filepath.Join(b.TempDir(), "c.json"), benchConditions, time.Time{})
+						if err != nil {
+							b.Fatal(err)
+						}
+						fx.h.CopyConditions(conds)
+					}
+					mux := http.NewServeMux()
+					fx.h.Register(mux)
+					b.ReportAllocs()
+					b.SetBytes(int64(len(bb.body)))
+					for b.Loop() {
+						req := httptest.NewRequest(http.MethodPost, bb.path, bytes.NewReader(bb.body))
+						req.Header.Set("Authorization", "Bearer "+tokenK1)
+						rec := httptest.NewRecorder()
+						mux.ServeHTTP(rec, req)
+						if rec.Code != 204 {
+							b.Fatalf("%d %s", rec.Code, rec.Body)
+						}
+					}
+					b.ReportMetric(float64(b.N*samples)/b.Elapsed().Seconds(), "samples/s")
+				})
+			}
 		}
 	}
 }
