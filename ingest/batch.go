@@ -67,6 +67,10 @@ type batch struct {
 
 type refSpan struct{ lo, hi int32 }
 
+// copySuffix marks the names of ingest/sparse's copies, which clients may not
+// write: a copy must hold only samples of its original.
+const copySuffix = ":when:"
+
 // conditionRef is one condition a series of the request matches.
 type conditionRef struct {
 	cond         int32
@@ -134,6 +138,12 @@ func (b *batch) series(labels []store.Label) {
 			if !validMetricName(l.Value) {
 				b.refuseSeries(reasonInvalidName, func() string {
 					return fmt.Sprintf("metric name %q is not a valid Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)", l.Value)
+				})
+				return
+			}
+			if strings.Contains(l.Value, copySuffix) {
+				b.refuseSeries(reasonInvalidName, func() string {
+					return fmt.Sprintf("metric name %q is reserved: names with %q are kioskmon's copies of rule conditions", l.Value, copySuffix)
 				})
 				return
 			}

@@ -80,6 +80,11 @@ func TestRuleConditionCopies(t *testing.T) {
 	if n := f.counter(t, `kioskmon_ingest_samples_total{protocol="remote_write"}`); n != 13 {
 		t.Errorf("%d samples counted, want 13", n)
 	}
+	// Nobody writes into a copy.
+	code, msg, _ = f.post(t, "/api/v1/write", remoteWriteBody(ts(fault, now, 1, "device", "printer0", "state", "fault")), basic1...)
+	if code != 400 || !strings.Contains(msg, "is reserved") {
+		t.Fatalf("a client's copy: %d %q", code, msg)
+	}
 	if n := conds.LiveCount(); n != 2 {
 		t.Errorf("%d live copies, want 2 (the last fault, the clock offset)", n)
 	}
