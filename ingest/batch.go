@@ -60,6 +60,7 @@ type batch struct {
 	refLabels []store.Label // each matched series' labels sorted, back to back
 	matched   []int32
 	nameLabel []store.Label
+	sorted    []store.Label
 	updates   []sparse.Update
 	copies    int
 	labelOf   func(string) string
@@ -78,9 +79,11 @@ type conditionRef struct {
 	labLo, labHi int32
 	name         int32 // index into nameEnds of the copy's name; -1 until needed
 	// The copy's state as this request's samples left it; known false means
-	// it is still to be read from the Set.
-	known, live bool
-	liveTs      int64
+	// it is still to be read from the Set. liveTs is the last sample that met
+	// the condition while live, the one that ended it when not.
+	known, live, changed bool
+	liveTs               int64
+	seeded               uint64 // the seed key, when it was found live at a restart
 }
 
 func (b *batch) reset(h *Handler, kiosk *inventory.Kiosk, now time.Time) {
@@ -174,7 +177,8 @@ func (b *batch) series(labels []store.Label) {
 	)
 	start := len(b.names)
 	b.names = store.AppendMetricName(b.names, b.labels)
-	if !b.budget.admit(xxhash.Sum64(b.names[start:])) {
+	hash := xxhash.Sum64(b.names[start:])
+	if !b.budget.admit(hash) {
 		b.names = b.names[:start]
 		b.refuseSeries(reasonSeriesLimit, func() string {
 			return fmt.Sprintf("kiosk %q reached its budget of %d series per %s, so new series such as %s are refused (its known series are still accepted)",
@@ -185,12 +189,13 @@ func (b *batch) series(labels []store.Label) {
 	b.nameEnds = append(b.nameEnds, len(b.names))
 	b.cur = int32(len(b.nameEnds) - 1)
 	if sp := b.h.conditions; sp != nil {
-		b.matchConditions(sp)
+		b.matchConditions(sp, hash)
 	}
 }
 
-// matchConditions notes the rule conditions the current series matches.
-func (b *batch) matchConditions(sp *sparse.Set) {
+// matchConditions notes the rule conditions the current series matches;
+// hash is its encoded name's.
+func (b *batch) matchConditions(sp *sparse.Set, hash uint64) {
 	lo := int32(len(b.refs))
 	if name := b.currentName(); sp.HasMetric(name) {
 		b.matched = sp.Match(b.matched[:0], name, b.labelOf)
@@ -201,10 +206,8 @@ func (b *batch) matchConditions(sp *sparse.Set) {
 					b.refLabels = append(b.refLabels, l)
 				}
 			}
-			sorted := b.refLabels[labLo:]
-			sparse.SortLabels(sorted)
 			for _, c := range b.matched {
-				b.refs = append(b.refs, conditionRef{cond: c, key: sp.Key(c, sorted), labLo: int32(labLo), labHi: int32(len(b.refLabels)), name: -1})
+				b.refs = append(b.refs, conditionRef{cond: c, key: sp.Key(c, hash), labLo: int32(labLo), labHi: int32(len(b.refLabels)), name: -1})
 			}
 		}
 	}
@@ -299,15 +302,20 @@ func (b *batch) copyConditions(sp *sparse.Set) {
 			ts, v := b.rows[i].Timestamp, b.rows[i].Value
 			if sp.Condition(ref.cond).Holds(v) {
 				b.appendCopy(sp, ref, ts, v)
-				b.updates = append(b.updates, sparse.Update{Key: ref.key, Ts: ts})
 				if !ref.known || !ref.live || ts > ref.liveTs {
 					ref.liveTs = ts
 				}
-				ref.known, ref.live = true, true
+				ref.known, ref.live, ref.changed = true, true, true
 				continue
 			}
 			if !ref.known {
 				ref.liveTs, ref.live = sp.Live(ref.key)
+				if !ref.live && sp.Seeding() {
+					b.sorted = append(b.sorted[:0], b.refLabels[ref.labLo:ref.labHi]...)
+					sparse.SortLabels(b.sorted)
+					ref.seeded, ref.liveTs, ref.live = sp.Seeded(ref.cond, b.sorted)
+					ref.changed = ref.live // the Set drops the seed once this is stored
+				}
 				ref.known = true
 			}
 			// A live copy gets a staleness marker at every sample that does
@@ -316,14 +324,19 @@ func (b *batch) copyConditions(sp *sparse.Set) {
 			// It ends only at a later one.
 			if ref.live {
 				b.appendCopy(sp, ref, ts, store.StaleNaN)
-				b.updates = append(b.updates, sparse.Update{Key: ref.key, Ts: ts, Ended: true})
 				if ts >= ref.liveTs {
-					ref.live = false
+					ref.live, ref.liveTs, ref.changed = false, ts, true
 				}
 			}
 		}
 	}
 	b.copies = len(b.rows) - n
+	// The Set learns each copy's final state, once.
+	for i := range b.refs {
+		if ref := &b.refs[i]; ref.changed {
+			b.updates = append(b.updates, sparse.Update{Key: ref.key, Ts: ref.liveTs, Ended: !ref.live, Seeded: ref.seeded})
+		}
+	}
 }
 
 func (b *batch) appendCopy(sp *sparse.Set, ref *conditionRef, ts int64, v float64) {

@@ -260,13 +260,20 @@ func (s *Set) HasMetric(name string) bool {
 // Condition returns condition i.
 func (s *Set) Condition(i int32) *Condition { return s.conds[i] }
 
-// Key identifies the copy of a series for condition i. labels are the
-// series' labels without the metric name, sorted by name, as VictoriaMetrics
-// returns them, so a key computed from a query's result equals the ingest's.
-func (s *Set) Key(i int32, labels []prompb.Label) uint64 {
+// Key identifies the copy of a series for condition i at the ingest, from
+// the hash of the series' name as the ingest encodes it: one multiplication,
+// where the name is hashed anyway.
+func (s *Set) Key(i int32, seriesHash uint64) uint64 {
+	return (seriesHash ^ uint64(i+1)*0x9e3779b97f4a7c15) * 0xff51afd7ed558ccd
+}
+
+// seedKey identifies the copy of a series for condition i from its labels
+// without the metric name, sorted by name: the form a query returns, and the
+// only one a restart has.
+func (s *Set) seedKey(i int32, sorted []prompb.Label) uint64 {
 	d := xxhash.New()
 	d.WriteString(s.conds[i].SeriesName)
-	for _, l := range labels {
+	for _, l := range sorted {
 		d.WriteString("\xff")
 		d.WriteString(l.Name)
 		d.WriteString("\xfe")
@@ -275,7 +282,7 @@ func (s *Set) Key(i int32, labels []prompb.Label) uint64 {
 	return d.Sum64()
 }
 
-// SortLabels sorts labels by name, as Key wants them.
+// SortLabels sorts labels by name, as Seeded wants them.
 func SortLabels(labels []prompb.Label) {
 	slices.SortFunc(labels, func(a, b prompb.Label) int { return strings.Compare(a.Name, b.Name) })
 }

@@ -138,9 +138,10 @@ func TestTrackerEndsOnlyLaterSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	labels := []prompb.Label{{Name: "kiosk", Value: "k1"}, {Name: "a", Value: "b"}}
-	SortLabels(labels)
-	key := s.Key(0, labels)
+	key := s.Key(0, 12345)
+	if key == s.Key(0, 12346) || key == s.Key(1, 12345) {
+		t.Fatal("keys of other series or conditions collide")
+	}
 	t0 := time.Now().UnixMilli()
 	s.Commit([]Update{{Key: key, Ts: t0}})
 	s.Commit([]Update{{Key: key, Ts: t0 - 1000, Ended: true}}) // an older sample arriving late
@@ -151,13 +152,28 @@ func TestTrackerEndsOnlyLaterSamples(t *testing.T) {
 	if _, ok := s.Live(key); ok {
 		t.Fatal("still live after a later end")
 	}
-	// Seeding from a query's result finds the same key whatever the label order.
-	n := s.Seed([]LiveCopy{{Labels: []prompb.Label{{Name: "kiosk", Value: "k1"}, {Name: "__name__", Value: s.Condition(0).SeriesName}, {Name: "a", Value: "b"}}, LastMs: t0 + 2000}})
-	if ts, ok := s.Live(key); n != 1 || !ok || ts != t0+2000 {
-		t.Fatalf("seeded %d: live %v at %d", n, ok, ts)
+
+	// A copy found at a restart is known by its sorted labels, whatever
+	// their order in the query's result, until an update takes it over.
+	if s.Seeding() {
+		t.Fatal("seeding before any seed")
 	}
-	if s.LiveCount() != 1 {
-		t.Fatalf("%d live", s.LiveCount())
+	n := s.Seed([]LiveCopy{{Labels: []prompb.Label{{Name: "kiosk", Value: "k1"}, {Name: "__name__", Value: s.Condition(0).SeriesName}, {Name: "a", Value: "b"}}, LastMs: t0 + 2000}})
+	sorted := []prompb.Label{{Name: "kiosk", Value: "k1"}, {Name: "a", Value: "b"}}
+	SortLabels(sorted)
+	seed, ts, ok := s.Seeded(0, sorted)
+	if n != 1 || !ok || ts != t0+2000 || !s.Seeding() || s.LiveCount() != 1 {
+		t.Fatalf("seeded %d: live %v at %d, seeding %v, %d live", n, ok, ts, s.Seeding(), s.LiveCount())
+	}
+	if _, _, ok := s.Seeded(0, sorted[:1]); ok {
+		t.Fatal("another series' labels found the seed")
+	}
+	s.Commit([]Update{{Key: key, Ts: t0 + 3000, Seeded: seed}})
+	if _, _, ok := s.Seeded(0, sorted); ok || s.Seeding() {
+		t.Fatal("the seed is still there after its update")
+	}
+	if ts, ok := s.Live(key); !ok || ts != t0+3000 {
+		t.Fatalf("live %v at %d after taking over the seed", ok, ts)
 	}
 }
 

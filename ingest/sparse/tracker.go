@@ -2,6 +2,7 @@ package sparse
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
@@ -11,10 +12,19 @@ import (
 // its condition, with that sample's time. Only those need a staleness marker
 // when a sample stops meeting it, and they are few, so a series that never
 // meets its condition costs one map lookup per sample.
+//
+// The ingest knows a copy by a key from its series' encoded name (Key). After
+// a restart the live copies are found in the storage, which gives their
+// labels in another order: those are kept by a key from the sorted labels
+// (seedKey) until their series next reports, or for seedAge.
 type tracker struct {
 	shards    [64]trackerShard
 	sweepMu   sync.Mutex
 	lastSweep time.Time
+
+	seedMu  sync.Mutex
+	seeded  map[uint64]liveCopy
+	seeding atomic.Int64 // len(seeded)
 }
 
 type trackerShard struct {
@@ -32,6 +42,7 @@ func (t *tracker) init() {
 	for i := range t.shards {
 		t.shards[i].live = map[uint64]liveCopy{}
 	}
+	t.seeded = map[uint64]liveCopy{}
 }
 
 func (t *tracker) shard(key uint64) *trackerShard { return &t.shards[key%uint64(len(t.shards))] }
@@ -46,6 +57,21 @@ func (s *Set) Live(key uint64) (int64, bool) {
 	return c.ts, ok
 }
 
+// Seeding reports whether copies found at a restart are still waiting for
+// their series; only then is Seeded worth asking.
+func (s *Set) Seeding() bool { return s.tracker.seeding.Load() > 0 }
+
+// Seeded returns the seed key and last time of a copy found live at a
+// restart, from its series' labels without the metric name, sorted by name.
+func (s *Set) Seeded(i int32, sorted []prompb.Label) (seedKey uint64, ts int64, ok bool) {
+	seedKey = s.seedKey(i, sorted)
+	t := &s.tracker
+	t.seedMu.Lock()
+	c, ok := t.seeded[seedKey]
+	t.seedMu.Unlock()
+	return seedKey, c.ts, ok
+}
+
 // Update is one change to the live copies, made once the samples that caused
 // it are stored.
 type Update struct {
@@ -54,6 +80,9 @@ type Update struct {
 	// sample that stopped meeting it.
 	Ts    int64
 	Ended bool
+	// Seeded, if not 0, is the seed key of the copy found at a restart that
+	// this update takes over.
+	Seeded uint64
 }
 
 // Commit applies updates: a copy is live from a sample that met the
@@ -61,6 +90,15 @@ type Update struct {
 func (s *Set) Commit(updates []Update) {
 	now := time.Now()
 	for _, u := range updates {
+		if u.Seeded != 0 {
+			t := &s.tracker
+			t.seedMu.Lock()
+			if _, ok := t.seeded[u.Seeded]; ok {
+				delete(t.seeded, u.Seeded)
+				t.seeding.Add(-1)
+			}
+			t.seedMu.Unlock()
+		}
 		sh := s.tracker.shard(u.Key)
 		sh.mu.Lock()
 		last, ok := sh.live[u.Key]
@@ -90,7 +128,7 @@ func (s *Set) sweep(now time.Time) {
 		return
 	}
 	defer t.sweepMu.Unlock()
-	if now.Sub(t.lastSweep) < sweepAge/4 {
+	if now.Sub(t.lastSweep) < seedAge/4 {
 		return
 	}
 	t.lastSweep = now
@@ -105,7 +143,21 @@ func (s *Set) sweep(now time.Time) {
 		}
 		sh.mu.Unlock()
 	}
+	oldestSeed := now.Add(-seedAge).Unix()
+	t.seedMu.Lock()
+	for k, c := range t.seeded {
+		if c.touched < oldestSeed {
+			delete(t.seeded, k)
+		}
+	}
+	t.seeding.Store(int64(len(t.seeded)))
+	t.seedMu.Unlock()
 }
+
+// seedAge is how long a copy found live at a restart waits for its series:
+// past it, the ingest stops sorting the labels of every series whose
+// condition it does not meet to look for one.
+const seedAge = time.Hour
 
 // LiveCount returns how many copies are live.
 func (s *Set) LiveCount() int {
@@ -116,7 +168,7 @@ func (s *Set) LiveCount() int {
 		n += len(sh.live)
 		sh.mu.Unlock()
 	}
-	return n
+	return n + int(s.tracker.seeding.Load())
 }
 
 // LiveCopy is a copy found in the storage: its labels, the metric name as
@@ -131,8 +183,10 @@ type LiveCopy struct {
 // sample is a staleness marker is marked too; it gets a second one, which
 // changes nothing. Seed returns how many it marked.
 func (s *Set) Seed(copies []LiveCopy) int {
-	var updates []Update
+	t := &s.tracker
+	now := time.Now().Unix()
 	var rest []prompb.Label
+	n := 0
 	for _, c := range copies {
 		rest = rest[:0]
 		i := int32(-1)
@@ -149,8 +203,11 @@ func (s *Set) Seed(copies []LiveCopy) int {
 			continue
 		}
 		SortLabels(rest)
-		updates = append(updates, Update{Key: s.Key(i, rest), Ts: c.LastMs})
+		t.seedMu.Lock()
+		t.seeded[s.seedKey(i, rest)] = liveCopy{ts: c.LastMs, touched: now}
+		t.seeding.Store(int64(len(t.seeded)))
+		t.seedMu.Unlock()
+		n++
 	}
-	s.Commit(updates)
-	return len(updates)
+	return n
 }
