@@ -68,10 +68,6 @@ type batch struct {
 
 type refSpan struct{ lo, hi int32 }
 
-// copySuffix marks the names of ingest/sparse's copies, which clients may not
-// write: a copy must hold only samples of its original.
-const copySuffix = ":when:"
-
 // conditionRef is one condition a series of the request matches.
 type conditionRef struct {
 	cond         int32
@@ -144,9 +140,10 @@ func (b *batch) series(labels []store.Label) {
 				})
 				return
 			}
-			if strings.Contains(l.Value, copySuffix) {
+			// A copy must hold only samples of its original.
+			if strings.HasPrefix(l.Value, sparse.NamePrefix) {
 				b.refuseSeries(reasonInvalidName, func() string {
-					return fmt.Sprintf("metric name %q is reserved: names with %q are kioskmon's copies of rule conditions", l.Value, copySuffix)
+					return fmt.Sprintf("metric name %q is reserved: names starting with %q are kioskmon's own (copies of rule conditions)", l.Value, sparse.NamePrefix)
 				})
 				return
 			}

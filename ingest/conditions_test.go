@@ -30,7 +30,7 @@ func TestRuleConditionCopies(t *testing.T) {
 		}
 		var copies []string
 		for _, s := range f.writer.take() {
-			if strings.Contains(s, ":when:") {
+			if strings.HasPrefix(s, sparse.NamePrefix) {
 				copies = append(copies, s)
 			}
 		}

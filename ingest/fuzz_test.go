@@ -56,13 +56,13 @@ func fuzzEndpoint(f *testing.F, path string, encode func([]byte) []byte, headers
 			if !hasOwnLabels(s) || foreignKiosk.MatchString(s) {
 				t.Fatalf("stored %q without exactly the kiosk's labels", s)
 			}
-			if m := storedSample.FindStringSubmatch(s); m != nil && m[2] == "" {
-				originals[m[1]+m[3]+" "+m[4]+" "+m[5]] = true
-				originals[m[1]+m[3]+" NaN "+m[5]] = true
+			if m := storedSample.FindStringSubmatch(s); m != nil && m[1] == "" {
+				originals[m[2]+m[3]+" "+m[4]+" "+m[5]] = true
+				originals[m[2]+m[3]+" NaN "+m[5]] = true
 			}
 		}
 		for _, s := range stored {
-			if m := storedSample.FindStringSubmatch(s); m != nil && m[2] != "" && !originals[m[1]+m[3]+" "+m[4]+" "+m[5]] {
+			if m := storedSample.FindStringSubmatch(s); m != nil && m[1] != "" && !originals[m[1]+m[3]+" "+m[4]+" "+m[5]] {
 				t.Fatalf("copy %q of no sample stored: %q", s, stored)
 			}
 		}
@@ -70,8 +70,9 @@ func fuzzEndpoint(f *testing.F, path string, encode func([]byte) []byte, headers
 }
 
 var (
-	// name, copy suffix, labels and value, time: as recordingWriter writes.
-	storedSample = regexp.MustCompile(`^(.*?)(:when:[0-9a-f]{8})?(\{.*\}) (\S+) @(-?\d+)$`)
+	// a copy's original name, or a sample's name; labels; value; time: as
+	// recordingWriter writes.
+	storedSample = regexp.MustCompile(`^(?:kioskmon:(.+):when_[0-9a-f]{8}|(.*?))(\{.*\}) (\S+) @(-?\d+)$`)
 	ownLabels    = []*regexp.Regexp{
 		regexp.MustCompile(`[{,]kiosk=k1[,}]`), regexp.MustCompile(`[{,]site=hall-1[,}]`),
 		regexp.MustCompile(`[{,]district=gulou[,}]`), regexp.MustCompile(`[{,]provider=acme[,}]`),
@@ -91,7 +92,7 @@ func hasOwnLabels(s string) bool {
 func FuzzRemoteWrite(f *testing.F) {
 	f.Add(remoteWriteProto(ts("kiosk_up", now, 1, "tray", "1"), ts("x", now, 2, "kiosk", "k2")))
 	f.Add(remoteWriteProto(ts("bad-name", now, 1), ts("y", now+int64(3600e3), 1)))
-	f.Add(remoteWriteProto(ts("kiosk_up", now, 1), ts("kiosk_up", now+1, 0), ts("kiosk_up:when:1ef88d31", now, 1)))
+	f.Add(remoteWriteProto(ts("kiosk_up", now, 1), ts("kiosk_up", now+1, 0), ts("kioskmon:kiosk_up:when_1ef88d31", now, 1)))
 	f.Add([]byte{0x0a, 0x05, 0x0a, 0x03, 0x0a, 0x01, 0x61})
 	fuzzEndpoint(f, "/api/v1/write", func(b []byte) []byte { return snappy.Encode(nil, b) })
 }

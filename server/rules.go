@@ -140,7 +140,7 @@ func openConditions(ctx context.Context, cfg Config, evCfg evaluator.Config, st 
 		return nil, err
 	}
 	st.MakeSearchable()
-	samples, err := st.Query(ctx, `tlast_over_time({__name__=~".+:when:[0-9a-f]{8}"}[30m]) keep_metric_names`, now)
+	samples, err := st.Query(ctx, sparse.LiveCopiesQuery, now)
 	if err != nil {
 		return nil, fmt.Errorf("find the live condition copies: %w", err)
 	}

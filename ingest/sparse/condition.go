@@ -8,11 +8,11 @@
 // reads 900,000 series at 100,000 kiosks to find the hundred that are 1. The
 // ingest sees every sample once anyway; for each condition of the form
 // "selector op number" that a rule aggregates, it writes the samples that meet
-// it to a series of their own, kiosk_peripheral_state:when:<hash>, with the
+// it to a series of their own, kioskmon:kiosk_peripheral_state:when_<hash>, with the
 // original's labels, and a Prometheus staleness marker at the first sample
 // that no longer meets it. The evaluator then reads
 //
-//	max by (...) (kiosk_peripheral_state:when:<hash>{state="not_responding"} == 1)
+//	max by (...) (kioskmon:kiosk_peripheral_state:when_<hash>{state="not_responding"} == 1)
 //
 // which has the same result at every instant (see Set.Rewrite for why), from a
 // hundred series.
@@ -31,6 +31,16 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
+// NamePrefix starts the name of every copy, kioskmon:<metric>:when_<hash>,
+// in the recording rules' level:metric:operation form. Clients may not write
+// names with it, and a selector such as {__name__=~"kiosk_.+"} does not
+// match them.
+const NamePrefix = "kioskmon:"
+
+// LiveCopiesQuery finds the copies written in the last half hour, with the
+// time of each one's last sample, for Seed.
+const LiveCopiesQuery = `tlast_over_time({__name__=~"kioskmon:.+:when_[0-9a-f]{8}"}[30m]) keep_metric_names`
+
 // Condition is one comparison of a metric's series with a constant, found in
 // a rule's expression: kiosk_host_cpu_usage_ratio > 0.9, or with Abs,
 // abs(kiosk_host_clock_offset_seconds) > 120.
@@ -46,8 +56,8 @@ type Condition struct {
 	// Abs compares the absolute value.
 	Abs bool
 
-	// SeriesName is the copy's metric name: Metric + ":when:" + 8 hex digits
-	// of the condition's text.
+	// SeriesName is the copy's metric name: NamePrefix + Metric + ":when_" +
+	// 8 hex digits of the condition's text.
 	SeriesName string
 	text       string
 	matchers   []matcher
@@ -108,7 +118,7 @@ func newCondition(be *metricsql.BinaryOpExpr) (*Condition, error) {
 		c.matchers = append(c.matchers, m)
 	}
 	c.text = string(be.AppendString(nil))
-	c.SeriesName = c.Metric + ":when:" + strconv.FormatUint(xxhash.Sum64String(c.text)>>32|1<<32, 16)[1:]
+	c.SeriesName = NamePrefix + c.Metric + ":when_" + strconv.FormatUint(xxhash.Sum64String(c.text)>>32|1<<32, 16)[1:]
 	return c, nil
 }
 

@@ -110,7 +110,7 @@ func TestCopiesAnswerAsTheOriginals(t *testing.T) {
 			// A restart: a new Set from the file, its live copies found in
 			// the storage, as kioskmon serve does.
 			st.MakeSearchable()
-			samples, err := st.Query(context.Background(), `tlast_over_time({__name__=~".+:when:[0-9a-f]{8}"}[30m]) keep_metric_names`, time.UnixMilli(at))
+			samples, err := st.Query(context.Background(), sparse.LiveCopiesQuery, time.UnixMilli(at))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -98,7 +98,7 @@ func TestOpenKeepsSinceAndRewriteWaitsForTheLookback(t *testing.T) {
 		t.Errorf("rewritten before the copies cover the lookback: %s", got)
 	}
 	got := s.Rewrite(rule, since.Add(Lookback))
-	if !strings.Contains(got, "(kiosk_paper_jam:when:") || !strings.Contains(got, "(kiosk_service_mode:when:") {
+	if !strings.Contains(got, "(kioskmon:kiosk_paper_jam:when_") || !strings.Contains(got, "(kioskmon:kiosk_service_mode:when_") {
 		t.Errorf("rewritten: %s", got)
 	}
 	if got := s.Rewrite(`sum(rate(x[5m]))`, since.Add(time.Hour)); got != `sum(rate(x[5m]))` {
@@ -195,7 +195,7 @@ func FuzzFind(f *testing.F) {
 			return
 		}
 		for _, c := range conds {
-			if !strings.HasPrefix(c.SeriesName, c.Metric+":when:") || len(c.SeriesName) != len(c.Metric)+14 {
+			if c.SeriesName != NamePrefix+c.Metric+":when_"+c.SeriesName[len(c.SeriesName)-8:] {
 				t.Fatalf("copy name %q of %s", c.SeriesName, c)
 			}
 		}
