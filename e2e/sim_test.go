@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -141,5 +142,100 @@ func TestSimulatorScriptedFaults(t *testing.T) {
 	}
 	if n := len(ts); n < 299 || n > 301 {
 		t.Fatalf("%s: %d gathers, want 300 (90m less the 15m off)", offKiosk, n)
+	}
+}
+
+// TestSimulatorCatchesUpThenRunsLive: with --catch-up the simulator fills
+// in the last half hour fast and then carries the same fleet on live, as
+// make run does: a fault injected in the history is still there in the
+// live gathers, and a kiosk's gathers run on every 15 s across the moment
+// the clock caught up, neither missing nor repeated.
+func TestSimulatorCatchesUpThenRunsLive(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.yml")
+	if err := os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, inv)
+	// A police kiosk (15-19), open around the clock; the fault starts 10
+	// minutes before now and lasts 30.
+	paperKiosk := sim.KioskID(15)
+	script := filepath.Join(dir, "faults.yml")
+	os.WriteFile(script, []byte(fmt.Sprintf("- {at: 20m, kiosk: %s, fault: hw.paper_out, for: 30m}\n", paperKiosk)), 0o600)
+	truthPath, logPath := filepath.Join(dir, "truth.jsonl"), filepath.Join(dir, "sim.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	cmd := exec.Command(simBin, "--kiosks", "20", "--inventory", inv, "--push", s.url(""), "--seed", "3",
+		"--speed", "600", "--catch-up", "30m", "--faults", script, "--truth", truthPath, "--progress", "1s")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	before := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	simLog := func() string { data, _ := os.ReadFile(logPath); return string(data) }
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(simLog(), "caught up with the wall clock") {
+		if time.Now().After(deadline) {
+			t.Fatalf("kiosk-sim did not catch up in 2 minutes:\n%s", simLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	caughtUp := time.Now()
+	// Two live gathers of every kiosk at the least.
+	time.Sleep(35 * time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("kiosk-sim stopped with %v (it delivers what it queued before it exits):\n%s", err, simLog())
+	}
+	stopped := time.Now()
+
+	truth, err := os.ReadFile(truthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paper struct {
+		Kiosk, Fault string
+		Start, End   time.Time
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(truth), &paper); err != nil {
+		t.Fatalf("truth %q: %v", truth, err)
+	}
+	// The fault was repaired when the run stopped, not when it caught up.
+	if d := before.Sub(paper.Start); d < 9*time.Minute || d > 11*time.Minute || paper.End.Before(caughtUp.Add(30*time.Second)) || paper.End.After(stopped) {
+		t.Fatalf("truth %+v: want a start 10m before the run and an end when it stopped (caught up %s, stopped %s)", paper, caughtUp, stopped)
+	}
+
+	s.flush()
+	got := s.export(fmt.Sprintf(`kiosk_paper_state{kiosk=%q,state="empty"}`, paperKiosk))
+	if len(got) != 1 {
+		t.Fatalf("%d series of the paper state, want 1", len(got))
+	}
+	var live, liveEmpty int
+	for i, ms := range got[0].Timestamps {
+		at := time.UnixMilli(ms)
+		if at.After(stopped) {
+			t.Fatalf("sample at %s, after the run stopped", at)
+		}
+		if i > 0 {
+			if gap := at.Sub(time.UnixMilli(got[0].Timestamps[i-1])); gap < 14*time.Second || gap > 16*time.Second {
+				t.Fatalf("gathers at %s and %s: a gap of %s, want 15s throughout", time.UnixMilli(got[0].Timestamps[i-1]), at, gap)
+			}
+		}
+		if empty := got[0].Values[i] == 1; empty != (!at.Before(paper.Start) && at.Before(paper.End)) {
+			t.Fatalf("paper empty = %v at %s, fault %s..%s", empty, at, paper.Start, paper.End)
+		}
+		if at.After(caughtUp) {
+			live++
+			if got[0].Values[i] == 1 {
+				liveEmpty++
+			}
+		}
+	}
+	if n := len(got[0].Timestamps); n < 120 || live < 2 || liveEmpty != live {
+		t.Fatalf("%d gathers, %d after the clock caught up, %d of them with the paper out: want 30m of history and the fault carried on live", n, live, liveEmpty)
 	}
 }

@@ -2,8 +2,9 @@
 # make run: the kioskmon server on its embedded defaults (grading rules on;
 # ALERTMANAGER="http://127.0.0.1:9093" sends the alerts there), with a simulated
 # fleet pushing through the exporter's queue and push client. The simulator
-# runs live and, beside it, replays the last BACKFILL of
-# simulated time fast, so the dashboards have history. Ctrl-C stops both. State lives in run/.
+# first replays the last BACKFILL fast, so the dashboards have history, then
+# carries the same fleet on live: the faults of the history that are not
+# repaired yet are still there. Ctrl-C stops both. State lives in run/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KIOSKS=${KIOSKS:-300}
@@ -33,7 +34,7 @@ done
 cat <<EOT
 
 kioskmon is running (log: $dir/kioskmon.log); the simulated fleet of $KIOSKS kiosks
-pushes live every 15 s and fills in the last $BACKFILL. Ctrl-C stops both.
+fills in the last $BACKFILL, then pushes live every 15 s. Ctrl-C stops both.
   query UI:  http://$LISTEN/vmui/
   Grafana:   Prometheus data source, URL http://$LISTEN
   try:       curl -s 'http://$LISTEN/api/v1/query?query=sum(kiosk_app_up)%20by%20(district)'
@@ -41,22 +42,13 @@ pushes live every 15 s and fills in the last $BACKFILL. Ctrl-C stops both.
   inspections: http://$LISTEN/api/v1/inspections   coverage: http://$LISTEN/api/v1/inspections/coverage
   incidents: export KIOSKMON_TOKEN=\$(cat $dir/data/admin-token); bin/kioskmon incidents list --open
   SLA report: http://$LISTEN/api/v1/sla/report?month=$(TZ=Asia/Shanghai date +%Y-%m)&lang=zh (any user name; password: the token in $dir/data/admin-token)
-  faults:    $dir/truth-backfill.jsonl and $dir/truth.jsonl (what the simulator injected)
+  faults:    $dir/truth.jsonl (what the simulator injected, a line when a fault is repaired)
   inventory: $dir/inventory.yml   data: $dir/data
 
 EOT
-bin/kiosk-sim --kiosks "$KIOSKS" --inventory "$dir/inventory.yml" --push "http://$LISTEN" \
+catch_up=()
+[ "$BACKFILL" = 0 ] || catch_up=(--speed 120 --catch-up "$BACKFILL")
+bin/kiosk-sim --kiosks "$KIOSKS" --inventory "$dir/inventory.yml" --push "http://$LISTEN" "${catch_up[@]}" \
 	--fault-rate "$FAULT_RATE" --truth "$dir/truth.jsonl" --progress 1m &
 pids+=($!)
-if [ "$BACKFILL" != 0 ]; then
-	# The live run adds the kiosks; the backfill waits for it, then covers
-	# [now-BACKFILL, now], which the live run never overlaps.
-	for _ in $(seq 1 300); do
-		[ -f "$dir/inventory.sim-tokens.json" ] && break
-		sleep 0.2
-	done
-	bin/kiosk-sim --kiosks "$KIOSKS" --inventory "$dir/inventory.yml" --push "http://$LISTEN" \
-		--speed 120 --duration "$BACKFILL" --fault-rate "$FAULT_RATE" --truth "$dir/truth-backfill.jsonl" --progress 15s &
-	pids+=($!)
-fi
 wait "${pids[1]}"

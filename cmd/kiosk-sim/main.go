@@ -34,11 +34,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kiosk-sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kiosk-sim --kiosks N --inventory FILE --push URL [--seed S] [--speed X] [--duration D] [--faults FILE] [--truth FILE]")
+		fmt.Fprintln(stderr, "usage: kiosk-sim --kiosks N --inventory FILE --push URL [--seed S] [--speed X] [--duration D | --catch-up D] [--faults FILE] [--truth FILE]")
 		fs.PrintDefaults()
 	}
 	var cfg sim.Config
-	var duration, interval yamlfile.Duration = 0, yamlfile.Duration(15 * time.Second)
+	var duration, catchUp, interval yamlfile.Duration = 0, 0, yamlfile.Duration(15 * time.Second)
 	fs.IntVar(&cfg.Kiosks, "kiosks", 100, "number of simulated kiosks")
 	fs.StringVar(&cfg.InventoryPath, "inventory", "inventory.yml", "kioskmon's inventory file: the kiosks it lacks are added (token hashes only)")
 	fs.StringVar(&cfg.TokensPath, "tokens", "", "where the simulated kiosks' tokens are kept, mode 0600 (default: FILE.sim-tokens.json beside the inventory)")
@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed, fleet and script give the same run")
 	fs.Float64Var(&cfg.Speed, "speed", 1, "simulated seconds per real second; above 1 the clock runs from now minus --duration up to now")
 	fs.Var(&duration, "duration", "simulated time to cover, e.g. 30d or 6h (default: until stopped; required with --speed above 1)")
+	fs.Var(&catchUp, "catch-up", "start the clock this long before now, run it at --speed until it reaches now, then live until stopped: history whose faults and consumables carry on into the live fleet (make run uses 1h)")
 	endFlag := fs.String("end", "", "with --speed above 1, the simulated time the run ends at, RFC 3339 (default: now); a fixed end replays the same days")
 	fs.Var(&interval, "interval", "simulated time between a kiosk's gathers")
 	fs.Float64Var(&cfg.FaultRate, "fault-rate", 0.2, "random faults per kiosk per simulated day (ignored with --faults)")
@@ -87,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	cfg.Duration, cfg.Interval = time.Duration(duration), time.Duration(interval)
+	cfg.Duration, cfg.CatchUp, cfg.Interval = time.Duration(duration), time.Duration(catchUp), time.Duration(interval)
 	cfg.DrainTimeout, cfg.ProgressEvery, cfg.Progress = time.Duration(drain), time.Duration(progress), stderr
 	if *faultsFile != "" {
 		ids := map[string]bool{}

@@ -52,6 +52,12 @@ type Config struct {
 	// [now-Duration, now]; at speed 1 it runs from now; 0 runs until ctx ends
 	// (speed 1 only).
 	Duration time.Duration
+	// CatchUp, if positive, starts the clock this long before now and runs
+	// it at Speed until it reaches the wall clock, then live until ctx
+	// ends: one fleet with history whose faults, consumables and queues
+	// carry on into the live run (make run), where a separate backfill
+	// would end every fault at now and start the live fleet afresh.
+	CatchUp time.Duration
 	// End is where a fast run stops (default now). A fixed End with the
 	// same seed, fleet and script replays the same simulated days: opening
 	// hours, traffic and faults all follow the simulated clock.
@@ -137,6 +143,8 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--interval %s is below 1s", c.Interval)
 		case c.FaultRate < 0:
 			return fmt.Errorf("--fault-rate %g is negative", c.FaultRate)
+		case c.CatchUp != 0:
+			return errors.New("--truth-only covers --duration up to --end; --catch-up is for runs that push")
 		}
 		return nil
 	}
@@ -147,7 +155,13 @@ func (c *Config) Validate() error {
 		return errors.New("--inventory is required: the kioskmon inventory file the simulated kiosks are added to")
 	case c.Speed < 1:
 		return fmt.Errorf("--speed %g: simulated time cannot run slower than real time", c.Speed)
-	case c.Speed > 1 && c.Duration <= 0:
+	case c.CatchUp < 0:
+		return fmt.Errorf("--catch-up %s is negative", c.CatchUp)
+	case c.CatchUp > 0 && c.Speed <= 1:
+		return fmt.Errorf("--catch-up %s needs --speed above 1: the speed the clock catches up at", c.CatchUp)
+	case c.CatchUp > 0 && (c.Duration > 0 || !c.End.IsZero()):
+		return fmt.Errorf("--catch-up %s runs on live until stopped: leave out --duration and --end", c.CatchUp)
+	case c.Speed > 1 && c.Duration <= 0 && c.CatchUp == 0:
 		return fmt.Errorf("--speed %g needs --duration: a fast clock runs from now minus the duration up to now", c.Speed)
 	case !c.End.IsZero() && c.Speed <= 1:
 		return errors.New("--end needs --speed above 1: a real-time run starts now")
@@ -240,6 +254,8 @@ func Run(ctx context.Context, cfg Config, logger log.Logger) (Summary, error) {
 	start := realStart.Truncate(time.Second)
 	end := time.Time{}
 	switch {
+	case cfg.CatchUp > 0:
+		start = start.Add(-cfg.CatchUp)
 	case cfg.Speed > 1:
 		if !cfg.End.IsZero() {
 			start = cfg.End.Truncate(time.Second)
@@ -357,14 +373,18 @@ func Run(ctx context.Context, cfg Config, logger log.Logger) (Summary, error) {
 	}
 
 	simNow := start
+	live := cfg.Speed == 1
 	lastTick, lastProgress := cfg.now(), cfg.now()
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	progress := func(final bool) {
 		_, pending, _ := backlog(false)
 		pct := ""
-		if !end.IsZero() {
+		switch {
+		case !end.IsZero():
 			pct = fmt.Sprintf(" (%.0f%%)", 100*float64(simNow.Sub(start))/float64(end.Sub(start)))
+		case !live:
+			pct = fmt.Sprintf(" (catching up: %s behind the wall clock)", cfg.now().Sub(simNow).Round(time.Second))
 		}
 		fmt.Fprintf(cfg.Progress, "kiosk-sim: simulated %s%s, %d kiosks, %d gathers, %d samples queued, %d delivered, %d pending, faults injected %d (active %d)\n",
 			simNow.UTC().Format(time.RFC3339), pct, len(kiosks), gathers.Load(), samples.Load(), samples.Load()-pending, pending,
@@ -380,12 +400,16 @@ loop:
 		realNow := cfg.now()
 		elapsed := realNow.Sub(lastTick)
 		lastTick = realNow
-		if cfg.Speed == 1 {
+		if live {
 			// Live: follow the wall clock; the queues absorb a slow kioskmon.
 			simNow = realNow
 		} else if records, _, _ := backlog(true); records <= int64(2*len(kiosks)+100) {
 			// Fast: never run ahead of what kioskmon takes in.
 			simNow = simNow.Add(time.Duration(float64(elapsed) * cfg.Speed))
+			if cfg.CatchUp > 0 && !simNow.Before(realNow) {
+				simNow, live = realNow, true
+				level.Info(logger).Log("msg", "caught up with the wall clock; simulating live", "faults_active", eng.active.Load())
+			}
 		}
 		if !end.IsZero() && simNow.After(end) {
 			simNow = end

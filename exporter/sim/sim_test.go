@@ -305,6 +305,12 @@ func TestConfigValidateEnd(t *testing.T) {
 		{"a shard", func(c *Config) { c.Kiosks, c.Shard, c.Shards = 4, 1, 2 }, ""},
 		{"shard past the last", func(c *Config) { c.Kiosks, c.Shard, c.Shards = 4, 2, 2 }, "give K/N"},
 		{"more shards than kiosks", func(c *Config) { c.Shard, c.Shards = 0, 2 }, "more shards than"},
+		{"catch up", func(c *Config) { c.CatchUp, c.Duration = time.Hour, 0 }, ""},
+		{"catch up with a duration", func(c *Config) { c.CatchUp = time.Hour }, "leave out --duration and --end"},
+		{"catch up to an end", func(c *Config) { c.CatchUp, c.Duration, c.End = time.Hour, 0, now.Add(-time.Hour) }, "leave out --duration and --end"},
+		{"catch up in real time", func(c *Config) { c.CatchUp, c.Duration, c.Speed = time.Hour, 0, 1 }, "needs --speed above 1"},
+		{"negative catch up", func(c *Config) { c.CatchUp, c.Duration = -time.Hour, 0 }, "is negative"},
+		{"catch up a truth", func(c *Config) { c.CatchUp, c.TruthOnly, c.TruthPath = time.Hour, true, "t.jsonl" }, "--catch-up is for runs that push"},
 	} {
 		c := base
 		tc.change(&c)
