@@ -47,7 +47,19 @@ fills in the last $BACKFILL, then pushes live every 15 s. Ctrl-C stops both.
 
 EOT
 catch_up=()
-[ "$BACKFILL" = 0 ] || catch_up=(--speed 120 --catch-up "$BACKFILL")
+if [ "$BACKFILL" != 0 ]; then
+	# Started again on the same data, the fleet fills in only the time since
+	# its last gather: two simulations of one stretch would interleave.
+	since=$(curl -fsS -G "http://$LISTEN/api/v1/query" --data-urlencode "time=$(date +%s)" --data-urlencode nocache=1 \
+		--data-urlencode "query=time() - max(tlast_over_time(kiosk_exporter_build_info[$BACKFILL]))" |
+		sed -n 's/.*"value":\[[0-9.]*,"\([0-9]*\)[0-9.]*"\].*/\1/p')
+	if [ -z "$since" ]; then
+		catch_up=(--speed 120 --catch-up "$BACKFILL")
+	elif [ "$since" -gt 60 ]; then
+		echo "run/data has the fleet's gathers up to ${since}s ago: filling in only those ${since}s"
+		catch_up=(--speed 120 --catch-up "${since}s")
+	fi
+fi
 bin/kiosk-sim --kiosks "$KIOSKS" --inventory "$dir/inventory.yml" --push "http://$LISTEN" "${catch_up[@]}" \
 	--fault-rate "$FAULT_RATE" --truth "$dir/truth.jsonl" --progress 1m &
 pids+=($!)
