@@ -160,7 +160,7 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 	if sev := p.Severities(); len(sev) > 0 {
 		top = sev[0]
 	}
-	extras := newExtras(top)
+	extras := newExtras(top, to)
 	agg := src.Engine.Aggregate(from, to, asOf)
 	// One read both feeds the figures and verifies the hash chain from the
 	// month's first event to the head: a report stands on events nobody
@@ -266,6 +266,7 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 // incidents: a million of them fit in a few megabytes.
 type extras struct {
 	top     string
+	to      time.Time // the month's end: incidents opened from then on are another month's
 	open    map[int64]*incidentExtras
 	month   bitset // incidents opened in the month, by id
 	kiosks  map[string]bool
@@ -298,15 +299,18 @@ func (b bitset) has(id int64) bool {
 	return id >= 0 && w < len(b) && b[w]&(1<<(id%64)) != 0
 }
 
-func newExtras(top string) *extras {
-	return &extras{top: top, open: map[int64]*incidentExtras{}, kiosks: map[string]bool{}, cat: map[string]int{},
+func newExtras(top string, to time.Time) *extras {
+	return &extras{top: top, to: to, open: map[int64]*incidentExtras{}, kiosks: map[string]bool{}, cat: map[string]int{},
 		refills: map[string]Count{}, down: map[string][]calendar.Interval{}}
 }
 
 // add sees every event of [from, asOf]; only incidents whose opened event
-// it saw (opened in the month) count.
+// it saw before the month's end (opened in the month) count.
 func (x *extras) add(e ledger.Event) {
 	if e.Kind == ledger.KindOpened {
+		if !e.At.Before(x.to) {
+			return
+		}
 		d := &e.Data
 		x.month.add(e.Incident)
 		x.cat[d.Category]++

@@ -53,7 +53,7 @@ var testInventory = &inventory.Inventory{
 		{ID: "k2", Site: "市民中心", District: "和平区", Provider: "acme", DistanceKm: 5},
 		{ID: "k3", Site: "station-7", District: "河西区", Provider: "蓝天运维", DistanceKm: 8},
 		{ID: "k4", Site: "station-7", District: "河西区", Provider: "蓝天运维", DistanceKm: 8},
-		{ID: "k5", Site: "station-7", District: "河西区", Provider: "蓝天运维", DistanceKm: 8}, // no incident
+		{ID: "k5", Site: "station-7", District: "河西区", Provider: "蓝天运维", DistanceKm: 8}, // no incident in October
 	},
 }
 
@@ -121,6 +121,12 @@ func testMonth(t testing.TB) *Month {
 		{Open: open("k4", "hw.screen_dead", "hardware", "urgent", "2026-10-30 09:00"), Events: []ledger.Event{
 			ev(ledger.KindAcknowledged, "2026-10-30 09:05", "赵工", none),
 		}},
+		// November's: read with October's (the chain runs to the head),
+		// counted in none of its figures.
+		{Open: open("k5", "consumables.paper_out", "consumables", "urgent", "2026-11-02 08:00"), Events: []ledger.Event{
+			ev(ledger.KindResolved, "2026-11-02 10:00", "赵工", none),
+			ev(ledger.KindClosed, "2026-11-03 10:00", "回访员", ledger.EventData{Satisfaction: 1}),
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -184,11 +190,15 @@ func TestMonthFigures(t *testing.T) {
 	if !slices.Equal(got, want) || c.BreachCount != 4 {
 		t.Errorf("breaches %q (count %d), want %q", got, c.BreachCount, want)
 	}
-	if len(m.Timelines[1]) != 6 || m.Chain.Err != "" || m.Chain.Events != 16 || m.Chain.FromSeq != 1 {
+	if len(m.Timelines[1]) != 6 || m.Chain.Err != "" || m.Chain.Events != 19 || m.Chain.FromSeq != 1 {
 		t.Errorf("timeline of #1 %d events, chain %+v", len(m.Timelines[1]), m.Chain)
 	}
 	if m.Kiosks != 5 || m.KiosksWithIncidents != 4 || m.Satisfaction.Count != 3 || m.Inspection.Covered != 2 || m.Inspection.Kiosks != 5 {
 		t.Errorf("satisfaction %+v, inspection %+v", m.Satisfaction, m.Inspection)
+	}
+	// November's paper-out on k5 is in none of them.
+	if m.ByCategory["consumables"] != 1 || m.Refills["consumables.paper_out"].Incidents != 1 || m.Satisfaction.Scores[1] != 0 {
+		t.Errorf("categories %v, refills %+v, satisfaction %+v: November's incident counted in October", m.ByCategory, m.Refills, m.Satisfaction)
 	}
 }
 
@@ -219,7 +229,7 @@ func TestHTMLSummaryAndBreaches(t *testing.T) {
 	}
 	f("zh",
 		`<html lang="zh-CN">`, "月度运维服务质量报告", "2026年10月", "db12-1060", m.Compliance.Policy,
-		"2026-11-05 12:00 (北京时间)", "账本哈希链自第 1 条事件起至最新共 16 条事件逐条校验通过",
+		"2026-11-05 12:00 (北京时间)", "账本哈希链自第 1 条事件起至最新共 19 条事件逐条校验通过",
 		// summary figures and sentences
 		`<div class="v">4</div>`, "25.0%", "17分30秒", "2小时20分", "4小时", "共有 4 项时限超时",
 		"已判定的 4 起故障中，1 起全部时限达标，达标率 25.0%。", "涉及 5 台终端中的 4 台",
@@ -440,7 +450,7 @@ func TestCSV(t *testing.T) {
 	}
 	f(find("summary", "month", "2026-10"), nil)
 	f(find("summary", "breach_count", "4"), nil)
-	f(find("summary", "chain_events", "16"), nil)
+	f(find("summary", "chain_events", "19"), nil)
 	f(find("summary", "policy_version", m.Compliance.Policy), nil)
 	f(find("summary", "inspection_coverage_pct", "40.000"), nil)
 	f(find("group", "total", ""), map[string]string{"incidents": "4", "open": "1", "decided": "4", "compliant": "1",
