@@ -405,9 +405,14 @@ func TestMonthReport(t *testing.T) {
 	if tot.Repair.Met != 2 || tot.Repair.Breached != 2 || tot.Repair.Measured != 3 {
 		t.Errorf("repair %+v", tot.Repair)
 	}
+	// k1's incidents have two providers (#2 other, #4 acme): each counts
+	// under its own.
 	other := rep.By[ByProvider]["other"]
 	if other == nil || other.Incidents != 2 || other.Compliant != 1 {
 		t.Errorf("provider other: %+v", other)
+	}
+	if g := rep.By[ByProvider]["acme"]; g == nil || g.Incidents != 1 || rep.Kiosks != 3 {
+		t.Errorf("provider acme: %+v; %d kiosks with incidents, want 3", g, rep.Kiosks)
 	}
 	if g := rep.By[BySeverity]["urgent"]; g == nil || g.Incidents != 2 {
 		t.Errorf("urgent: %+v", g)

@@ -233,7 +233,7 @@ func (e *Engine) Incident(events []ledger.Event, now time.Time) (Result, error) 
 	if t.detected.IsZero() {
 		return Result{}, fmt.Errorf("compliance: the events have no opened event")
 	}
-	return e.evaluate(&t, now)
+	return e.evaluate(&t, now, e.distance[t.kiosk])
 }
 
 // tracker folds one incident's events into what the measures need.
@@ -288,10 +288,10 @@ func (t *tracker) add(p *policy.Policy, ev ledger.Event) {
 	}
 }
 
-func (e *Engine) evaluate(t *tracker, now time.Time) (Result, error) {
+func (e *Engine) evaluate(t *tracker, now time.Time, distanceKm float64) (Result, error) {
 	r := Result{Incident: t.id, Kiosk: t.kiosk, Site: t.site, District: t.district, Provider: t.provider, Fault: t.fault,
 		Severity: t.severity, OpenedSeverity: t.opened, Detected: t.detected, Resolved: t.resolved, Open: t.resolved.IsZero(),
-		NonWorkingDay: e.p.NonWorkingDay(t.detected), DistanceKm: e.distance[t.kiosk], CommittedArrival: t.committed,
+		NonWorkingDay: e.p.NonWorkingDay(t.detected), DistanceKm: distanceKm, CommittedArrival: t.committed,
 		SpareProvided: t.spare, Policy: e.p.Version()}
 	r.Pauses = t.pauses
 	if !t.pausedAt.IsZero() {

@@ -234,6 +234,7 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 	if m.Compliance, err = agg.Finish(); err != nil {
 		return nil, err
 	}
+	m.KiosksWithIncidents = m.Compliance.Kiosks
 	extras.finish(m, from, to)
 	if err := m.availability(src, extras, from, monthEnd); err != nil {
 		return nil, err
@@ -269,7 +270,6 @@ type extras struct {
 	to      time.Time // the month's end: incidents opened from then on are another month's
 	open    map[int64]*incidentExtras
 	month   bitset // incidents opened in the month, by id
-	kiosks  map[string]bool
 	cat     map[string]int
 	refills map[string]Count
 	sat     Satisfaction
@@ -300,7 +300,7 @@ func (b bitset) has(id int64) bool {
 }
 
 func newExtras(top string, to time.Time) *extras {
-	return &extras{top: top, to: to, open: map[int64]*incidentExtras{}, kiosks: map[string]bool{}, cat: map[string]int{},
+	return &extras{top: top, to: to, open: map[int64]*incidentExtras{}, cat: map[string]int{},
 		refills: map[string]Count{}, down: map[string][]calendar.Interval{}}
 }
 
@@ -314,9 +314,6 @@ func (x *extras) add(e ledger.Event) {
 		d := &e.Data
 		x.month.add(e.Incident)
 		x.cat[d.Category]++
-		if !x.kiosks[d.Kiosk] {
-			x.kiosks[d.Kiosk] = true
-		}
 		consumables := d.Category == "consumables"
 		if consumables {
 			c := x.refills[d.Fault]
@@ -372,7 +369,6 @@ func (x *extras) finish(m *Month, from, to time.Time) {
 	}
 	m.ByCategory = x.cat
 	m.Refills = x.refills
-	m.KiosksWithIncidents = len(x.kiosks)
 	x.open = nil
 }
 
