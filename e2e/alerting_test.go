@@ -51,8 +51,7 @@ func TestInjectedFaultsBecomeGradedAlerts(t *testing.T) {
 		t.Skip("runs for about three minutes")
 	}
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.yml")
-	os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600)
+	inv := emptyInventory(t, dir)
 	am := startAlertmanager(t)
 	s := newServer(t, inv, "--alertmanager", am.url, "--sla.check-interval", "2s")
 	// Kiosks 15-19 stand in a police station, open around the clock.

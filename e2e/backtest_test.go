@@ -44,8 +44,7 @@ func TestRulebookAgainstSimulatedTruth(t *testing.T) {
 		t.Skip("simulates a day")
 	}
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.yml")
-	os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600)
+	inv := emptyInventory(t, dir)
 	s := newServer(t, inv, "--rules.disable")
 	truthPath := filepath.Join(dir, "truth.jsonl")
 	end := backtestEnd(t, time.Now())

@@ -62,6 +62,17 @@ func kioskmonCLI(t *testing.T, args ...string) string {
 	return stdout.String()
 }
 
+// emptyInventory writes an inventory without kiosks in dir, for the
+// simulator to add its fleet to, and returns its path.
+func emptyInventory(t *testing.T, dir string) string {
+	t.Helper()
+	inv := filepath.Join(dir, "inventory.yml")
+	if err := os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return inv
+}
+
 // addKiosk adds a kiosk to the inventory and returns its new push token.
 func addKiosk(t *testing.T, inventory, id, site string) string {
 	t.Helper()

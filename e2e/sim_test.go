@@ -23,10 +23,7 @@ import (
 // sample is from the future.
 func TestSimulatorScriptedFaults(t *testing.T) {
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.yml")
-	if err := os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	inv := emptyInventory(t, dir)
 	s := newServer(t, inv)
 	// Kiosks 15-19 stand in a police station, open around the clock: the
 	// time of day the test runs at does not switch them off.
@@ -152,10 +149,7 @@ func TestSimulatorScriptedFaults(t *testing.T) {
 // the clock caught up, neither missing nor repeated.
 func TestSimulatorCatchesUpThenRunsLive(t *testing.T) {
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.yml")
-	if err := os.WriteFile(inv, []byte("version: v1\nkiosks: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	inv := emptyInventory(t, dir)
 	s := newServer(t, inv)
 	// A police kiosk (15-19), open around the clock; the fault starts 10
 	// minutes before now and lasts 30.
