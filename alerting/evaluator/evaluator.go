@@ -355,6 +355,7 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 	var transitions []Transition
 	seen := map[uint64]bool{}
 	heldNow := map[uint64]*Held{}
+	lastSeenMoved := false
 	down := e.kiosksDown()
 	for i, r := range e.rules {
 		applyStart := time.Now()
@@ -386,7 +387,6 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 			}
 			labels["alertname"] = r.Name
 			fp := fingerprint(labels)
-			seen[fp] = true
 			a := e.alerts[fp]
 			if a == nil || a.State == StateInactive {
 				if reason := e.holdReason(r, labels, inService, down, at); reason != "" {
@@ -396,11 +396,15 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 					}
 					h.Reason = reason
 					heldNow[fp] = h
-					continue
+					continue // a resolved alert still ages out
 				}
 				a = &Alert{Fingerprint: fp, Rule: r.Name, Labels: labels, State: StatePending, ActiveAt: at}
 				e.alerts[fp] = a
 				transitions = append(transitions, Transition{Alert: *a, From: StateInactive, To: StatePending, At: at})
+			}
+			seen[fp] = true
+			if a.State == StateFiring && r.KeepFiringFor > 0 {
+				lastSeenMoved = true // keep_firing_for counts from it, across a restart too
 			}
 			// The annotations depend on the labels (the same for the same
 			// fingerprint) and the value only: expand them again only when
@@ -450,7 +454,7 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 	for _, a := range e.alerts {
 		e.counts[a.State]++
 	}
-	if len(transitions) > 0 {
+	if len(transitions) > 0 || lastSeenMoved {
 		if err := e.saveLocked(); err != nil {
 			level.Error(e.logger).Log("msg", "cannot save alert state; a restart would lose it", "err", err)
 		}

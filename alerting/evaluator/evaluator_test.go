@@ -266,3 +266,55 @@ func TestConcurrencyDecidesNothing(t *testing.T) {
 		t.Fatalf("no per-rule evaluation time in:\n%s", exposed)
 	}
 }
+
+// TestKeepFiringForCountsAcrossARestart: keep_firing_for counts from the
+// last cycle that saw the alert, also after a restart; the state file is
+// written at transitions, so it must also keep when a firing alert was
+// last seen.
+func TestKeepFiringForCountsAcrossARestart(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	state := filepath.Join(t.TempDir(), "alerts.json")
+	e, _ := newEvaluator(t, state, st, nil)
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	st.set("paper_expr", "k1")
+	for m := 0; m <= 10; m++ { // fires at 2m, seen until 10m
+		e.Eval(context.Background(), at(m))
+	}
+	e2, rec2 := newEvaluator(t, state, st, nil) // restarted; refilled at 11m; keep_firing_for 2m
+	st.set("paper_expr")
+	e2.Eval(context.Background(), at(11))
+	if s := states(e2)["hw_paper_out/k1"]; s != StateFiring {
+		t.Fatalf("1m after it was last seen, keep_firing_for 2m, after a restart: %q (transitions %+v)", s, rec2.got)
+	}
+	e2.Eval(context.Background(), at(13))
+	if s := states(e2)["hw_paper_out/k1"]; s != StateInactive {
+		t.Fatalf("3m after it was last seen: %q", s)
+	}
+}
+
+// TestResolvedAlertAgesOutWhileHeld: an alert that resolved and whose
+// condition comes back while it is held back (the kiosk in service mode)
+// leaves the list after 15 minutes, as any resolved alert, instead of
+// being re-sent to Alertmanager as resolved for as long as the hold lasts.
+func TestResolvedAlertAgesOutWhileHeld(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	e, _ := newEvaluator(t, "", st, nil)
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	st.set("app_expr", "k1")
+	e.Eval(context.Background(), at(0)) // for 0: fires
+	st.set("app_expr")
+	e.Eval(context.Background(), at(1)) // resolved
+	st.service = []string{"k1"}         // the engineer on site; the app down again
+	st.set("app_expr", "k1")
+	for m := 2; m <= 60; m++ {
+		e.Eval(context.Background(), at(m))
+	}
+	if s, ok := states(e)["sw_service_unresponsive/k1"]; ok {
+		t.Fatalf("an alert resolved 59 minutes ago is still listed (and re-sent to Alertmanager) as %q", s)
+	}
+	if held := e.HeldAlerts(); len(held) != 1 {
+		t.Fatalf("held back: %+v, want the service-mode kiosk's alert", held)
+	}
+}
