@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -64,7 +66,14 @@ type batch struct {
 	updates   []sparse.Update
 	copies    int
 	labelOf   func(string) string
+	refTable  []int32 // canonicalRefs' table: a ref's index + 1, 0 when free
+	canon     []int32 // by ref: the ref that keeps its copy's state
+	lastTs    []int64 // by ref: its last sample's time, to see the order
+	copyJobs  []copyJob
 }
+
+// copyJob is a sample (row) to judge against a condition (ref).
+type copyJob struct{ ref, row int32 }
 
 type refSpan struct{ lo, hi int32 }
 
@@ -289,49 +298,97 @@ func (b *batch) finish() []store.Row {
 // (b.updates), so a request that is not stored changes nothing.
 func (b *batch) copyConditions(sp *sparse.Set) {
 	n := len(b.rows)
+	// A series may come several times in a request (remote write may send a
+	// TimeSeries per sample; text and Influx lines are a sample each), and its
+	// samples in any order: each copy has one state, kept by its first ref
+	// (canon), and its samples are judged in time order, sorted if they did
+	// not come so.
+	b.canonicalRefs()
+	b.copyJobs = b.copyJobs[:0]
+	inOrder := true
 	for i := 0; i < n; i++ {
 		if v := b.rows[i].Value; math.IsNaN(v) && !store.IsStaleNaN(v) {
 			continue // the storage drops it: the series' last sample stays the one before
 		}
-		span := b.spans[b.rowName[i]]
+		span, ts := b.spans[b.rowName[i]], b.rows[i].Timestamp
 		for r := span.lo; r < span.hi; r++ {
-			ref := &b.refs[r]
-			ts, v := b.rows[i].Timestamp, b.rows[i].Value
-			if sp.Condition(ref.cond).Holds(v) {
-				b.appendCopy(sp, ref, ts, v)
-				if !ref.known || !ref.live || ts > ref.liveTs {
-					ref.liveTs = ts
-				}
-				ref.known, ref.live, ref.changed = true, true, true
-				continue
-			}
-			if !ref.known {
-				ref.liveTs, ref.live = sp.Live(ref.key)
-				if !ref.live && sp.Seeding() {
-					b.sorted = append(b.sorted[:0], b.refLabels[ref.labLo:ref.labHi]...)
-					sparse.SortLabels(b.sorted)
-					ref.seeded, ref.liveTs, ref.live = sp.Seeded(ref.cond, b.sorted)
-					ref.changed = ref.live // the Set drops the seed once this is stored
-				}
-				ref.known = true
-			}
-			// A live copy gets a staleness marker at every sample that does
-			// not meet the condition, even one older than its last copied
-			// sample (arriving late): the marker belongs there in the copy.
-			// It ends only at a later one.
-			if ref.live {
-				b.appendCopy(sp, ref, ts, store.StaleNaN)
-				if ts >= ref.liveTs {
-					ref.live, ref.liveTs, ref.changed = false, ts, true
-				}
-			}
+			c := b.canon[r]
+			inOrder = inOrder && ts >= b.lastTs[c]
+			b.lastTs[c] = ts
+			b.copyJobs = append(b.copyJobs, copyJob{ref: c, row: int32(i)})
 		}
+	}
+	if !inOrder {
+		slices.SortStableFunc(b.copyJobs, func(x, y copyJob) int {
+			return cmp.Or(cmp.Compare(x.ref, y.ref), cmp.Compare(b.rows[x.row].Timestamp, b.rows[y.row].Timestamp))
+		})
+	}
+	for _, j := range b.copyJobs {
+		b.judge(sp, &b.refs[j.ref], b.rows[j.row].Timestamp, b.rows[j.row].Value)
 	}
 	b.copies = len(b.rows) - n
 	// The Set learns each copy's final state, once.
 	for i := range b.refs {
 		if ref := &b.refs[i]; ref.changed {
 			b.updates = append(b.updates, sparse.Update{Key: ref.key, Ts: ref.liveTs, Ended: !ref.live, Seeded: ref.seeded})
+		}
+	}
+}
+
+// canonicalRefs sets canon[r] to the first ref with r's copy key, through an
+// open-addressing table of ref indices (keys are hashes already): a map
+// costs a fifth of a live request's time when most of its series match.
+func (b *batch) canonicalRefs() {
+	size := 16
+	for size < 2*len(b.refs) {
+		size *= 2
+	}
+	b.refTable = slices.Grow(b.refTable[:0], size)[:size]
+	clear(b.refTable)
+	mask := uint64(size - 1)
+	b.canon, b.lastTs = b.canon[:0], b.lastTs[:0]
+	for r := range b.refs {
+		key := b.refs[r].key
+		i := key & mask
+		for b.refTable[i] != 0 && b.refs[b.refTable[i]-1].key != key {
+			i = (i + 1) & mask
+		}
+		if b.refTable[i] == 0 {
+			b.refTable[i] = int32(r) + 1
+		}
+		b.canon, b.lastTs = append(b.canon, b.refTable[i]-1), append(b.lastTs, math.MinInt64)
+	}
+}
+
+// judge copies a sample that meets ref's condition, or ends ref's live copy
+// with a staleness marker at a sample that does not.
+func (b *batch) judge(sp *sparse.Set, ref *conditionRef, ts int64, v float64) {
+	if sp.Condition(ref.cond).Holds(v) {
+		b.appendCopy(sp, ref, ts, v)
+		if !ref.known || !ref.live || ts > ref.liveTs {
+			ref.liveTs = ts
+		}
+		ref.known, ref.live, ref.changed = true, true, true
+		return
+	}
+	if !ref.known {
+		ref.liveTs, ref.live = sp.Live(ref.key)
+		if !ref.live && sp.Seeding() {
+			b.sorted = append(b.sorted[:0], b.refLabels[ref.labLo:ref.labHi]...)
+			sparse.SortLabels(b.sorted)
+			ref.seeded, ref.liveTs, ref.live = sp.Seeded(ref.cond, b.sorted)
+			ref.changed = ref.live // the Set drops the seed once this is stored
+		}
+		ref.known = true
+	}
+	// A live copy gets a staleness marker at every sample that does not meet
+	// the condition, even one older than its last copied sample (arriving
+	// late, in another request): the marker belongs there in the copy. It
+	// ends only at a later one.
+	if ref.live {
+		b.appendCopy(sp, ref, ts, store.StaleNaN)
+		if ts >= ref.liveTs {
+			ref.live, ref.liveTs, ref.changed = false, ts, true
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
+
 	"github.com/kioskmon/kioskmon/ingest/sparse"
 )
 
@@ -87,5 +89,74 @@ func TestRuleConditionCopies(t *testing.T) {
 	}
 	if n := conds.LiveCount(); n != 2 {
 		t.Errorf("%d live copies, want 2 (the last fault, the clock offset)", n)
+	}
+}
+
+// pushCopies posts a remote-write body and returns the copies written.
+func pushCopies(t *testing.T, f *fixture, body []byte) []string {
+	t.Helper()
+	code, msg, _ := f.post(t, "/api/v1/write", body, basic1...)
+	if code != 204 {
+		t.Fatalf("%d %q", code, msg)
+	}
+	var copies []string
+	for _, s := range f.writer.take() {
+		if strings.HasPrefix(s, sparse.NamePrefix) {
+			copies = append(copies, s)
+		}
+	}
+	return copies
+}
+
+// TestCopyOfASeriesSentTwiceInOneRequest: remote write may carry a series
+// in a TimeSeries per sample (a backlog catching up); the copy has one
+// state across them, so the later sample that no longer meets the
+// condition ends it.
+func TestCopyOfASeriesSentTwiceInOneRequest(t *testing.T) {
+	f := newFixture(t, Config{})
+	conds, err := sparse.Open(filepath.Join(t.TempDir(), "c.json"), []string{`max by (kiosk) (kiosk_paper_jam == 1)`}, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.CopyConditions(conds)
+	name := conds.Condition(0).SeriesName
+	k1 := "district=gulou,kiosk=k1,provider=acme,site=hall-1"
+	got := pushCopies(t, f, remoteWriteBody(ts("kiosk_paper_jam", now-30000, 1), ts("kiosk_paper_jam", now, 0)))
+	want := []string{
+		fmt.Sprintf("%s{%s} 1 @%d", name, k1, now-30000),
+		fmt.Sprintf("%s{%s} %g @%d", name, k1, math.NaN(), now),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("copies\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n := conds.LiveCount(); n != 0 {
+		t.Errorf("%d live copies after the condition ended, want 0", n)
+	}
+}
+
+// TestCopyOfSamplesOutOfOrderInOneRequest: a series' samples out of time
+// order in one request are judged in time order, so the copy ends at the
+// last one when that one no longer meets the condition.
+func TestCopyOfSamplesOutOfOrderInOneRequest(t *testing.T) {
+	f := newFixture(t, Config{})
+	conds, err := sparse.Open(filepath.Join(t.TempDir(), "c.json"), []string{`max by (kiosk) (kiosk_paper_jam == 1)`}, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.h.CopyConditions(conds)
+	s := ts("kiosk_paper_jam", now, 0)
+	s.samples = append(s.samples, prompb.Sample{Timestamp: now - 30000, Value: 1})
+	got := pushCopies(t, f, remoteWriteBody(s))
+	name := conds.Condition(0).SeriesName
+	k1 := "district=gulou,kiosk=k1,provider=acme,site=hall-1"
+	want := []string{
+		fmt.Sprintf("%s{%s} 1 @%d", name, k1, now-30000),
+		fmt.Sprintf("%s{%s} %g @%d", name, k1, math.NaN(), now),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("copies\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if n := conds.LiveCount(); n != 0 {
+		t.Errorf("%d live copies after the condition ended, want 0", n)
 	}
 }
