@@ -168,7 +168,10 @@ func visitConditions(e metricsql.Expr, nameFree bool, f func(*metricsql.BinaryOp
 			visitConditions(a, false, f)
 		}
 	case *metricsql.RollupExpr:
-		visitConditions(e.Expr, false, f)
+		// A subquery, offset or @ reads other instants than the rule's,
+		// with lookbacks sized from each series' own spacing: a copy does
+		// not answer there as its original does. Nothing under it is copied.
+		return
 	}
 }
 

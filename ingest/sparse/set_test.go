@@ -49,6 +49,10 @@ func TestFindTakesOnlyComparisonsWhoseNameNeverShows(t *testing.T) {
 	f(`max by (kiosk) ({__name__=~"x|y"} > 1)`)
 	f(`max by (kiosk) (max by (kiosk) (x) > 1)`)
 	f(`max by (kiosk) ((x > 0) < 8 * y)`)
+	// Under a subquery, offset or @: other instants, other lookbacks.
+	f(`max_over_time((max by (kiosk) (x == 1))[1h:1m])`)
+	f(`(max by (kiosk) (x == 1)) offset 30m`)
+	f(`(max by (kiosk) (x == 1)) @ 1796000000`)
 }
 
 func TestHolds(t *testing.T) {
