@@ -13,6 +13,7 @@ import (
 
 	"github.com/kioskmon/kioskmon/alerting/inspection"
 	"github.com/kioskmon/kioskmon/ingest/inventory"
+	"github.com/kioskmon/kioskmon/slo/calendar"
 	"github.com/kioskmon/kioskmon/slo/compliance"
 	"github.com/kioskmon/kioskmon/slo/ledger"
 	"github.com/kioskmon/kioskmon/slo/policy"
@@ -41,7 +42,7 @@ func runSLA(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kioskmon sla report", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := clientFlags(fs)
-	month := fs.String("month", time.Now().AddDate(0, -1, 0).Format("2006-01"), "the month, YYYY-MM (default: last month)")
+	month := fs.String("month", compliance.PreviousMonth(time.Now(), calendar.Shanghai), "the month, YYYY-MM (default: last month in Beijing time)")
 	format := fs.String("format", "html", "html, pdf or csv")
 	lang := fs.String("lang", "zh", "zh or en")
 	out := fs.String("out", "", "write the report to this file (default: standard output)")

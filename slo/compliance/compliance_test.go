@@ -611,3 +611,19 @@ func TestCorrectedCalendarCorrectsHistory(t *testing.T) {
 		t.Errorf("both under %s", a.Policy)
 	}
 }
+
+func TestPreviousMonth(t *testing.T) {
+	for _, c := range []struct {
+		now  time.Time
+		want string
+	}{
+		{sh("2026-03-31 10:00"), "2026-02"}, // not 31 February, which is March
+		{sh("2026-05-31 10:00"), "2026-04"},
+		{sh("2026-01-15 10:00"), "2025-12"},
+		{sh("2026-12-01 07:00").UTC(), "2026-11"}, // 30 November 23:00 in UTC
+	} {
+		if got := PreviousMonth(c.now, calendar.Shanghai); got != c.want {
+			t.Errorf("at %s: %s, want %s", c.now, got, c.want)
+		}
+	}
+}

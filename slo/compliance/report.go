@@ -369,6 +369,12 @@ func Month(month string, loc *time.Location) (from, to time.Time, err error) {
 	return t, t.AddDate(0, 1, 0), nil
 }
 
+// PreviousMonth is the month ("2026-10") before the one now is in, in loc.
+func PreviousMonth(now time.Time, loc *time.Location) string {
+	n := now.In(loc)
+	return time.Date(n.Year(), n.Month()-1, 1, 0, 0, 0, 0, loc).Format("2006-01")
+}
+
 // breachHeap keeps the breaches with the largest overrun: a min-heap on
 // Over, so the smallest kept is dropped first.
 type breachHeap []Breach
