@@ -216,6 +216,12 @@ func apply(inc *Incident, e *Event) error {
 		}
 		inc.Paused = false
 	case KindSeverity:
+		// Regraded while open only: the report's figures stop reading an
+		// incident at its resolution, so a later grade would make the
+		// incident's page and the month's report disagree.
+		if !live {
+			return conflict()
+		}
 		if e.Data.Severity == "" || e.Data.Severity == inc.Severity {
 			return bad("severity %q: give the new severity", e.Data.Severity)
 		}

@@ -103,6 +103,7 @@ func TestLifecycle(t *testing.T) {
 		step(KindSeverity, 201, EventData{Severity: "urgent"}, StateOnSite)
 		refuse(KindClosed, 202, EventData{Satisfaction: 5}, ErrConflict, "closed is not possible")
 		step(KindResolved, 230, EventData{Reason: "repaired"}, StateResolved)
+		refuse(KindSeverity, 235, EventData{Severity: "minor"}, ErrConflict, "incident 1 is resolved; severity_changed is not possible")
 		refuse(KindClosed, 240, EventData{Satisfaction: 9}, ErrInvalid, "satisfaction 9")
 		step(KindClosed, 24*60, EventData{Satisfaction: 4, Note: "follow-up call"}, StateClosed)
 		refuse(KindSpare, 24*60+1, EventData{}, ErrConflict, "incident 1 is closed")
