@@ -107,9 +107,12 @@ func (m *Month) CSV(w io.Writer, lang string) error {
 	summary("breach_count", strconv.Itoa(c.BreachCount))
 	summary("breaches_listed", strconv.Itoa(len(c.Breaches)))
 	summary("availability_severity", m.Availability.Severity)
-	summary("availability_fleet_pct", pct(100*m.Availability.Fleet))
-	summary("kiosks_below_99", strconv.Itoa(m.Availability.Below99))
-	summary("kiosks_below_95", strconv.Itoa(m.Availability.Below95))
+	summary("availability_kiosks", strconv.Itoa(m.Availability.Kiosks))
+	if m.Availability.Kiosks > 0 { // none had opening time yet: no figure, not 0%
+		summary("availability_fleet_pct", pct(100*m.Availability.Fleet))
+		summary("kiosks_below_99", strconv.Itoa(m.Availability.Below99))
+		summary("kiosks_below_95", strconv.Itoa(m.Availability.Below95))
+	}
 	if cov := &m.Inspection; cov.Interval > 0 {
 		summary("inspection_interval_seconds", seconds(cov.Interval))
 		summary("inspection_kiosks", strconv.Itoa(cov.Kiosks))

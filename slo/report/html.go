@@ -222,7 +222,7 @@ func (m *Month) summary(p *page, c *compliance.Report) {
 		{Label: l.T("fig.p90"), Value: l.duration(t.P90Repair())},
 	}
 	av := &m.Availability
-	hasAvail := len(av.ByProvider) > 0 || len(av.ByDistrict) > 0
+	hasAvail := av.Kiosks > 0
 	if hasAvail {
 		p.Figures = append(p.Figures, figure{Label: l.T("fig.avail"), Value: l.pct(100*av.Fleet, 2),
 			Note: l.F("fig.below", av.Below99, av.Below95), Bad: av.Below95 > 0})

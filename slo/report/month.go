@@ -74,7 +74,10 @@ type Count struct{ Incidents, Resolved int }
 // unusable while an incident of the most severe grade is open on it (from
 // detection to resolution), counted on its site's opening hours.
 type Availability struct {
-	// Fleet is the mean over the kiosks with opening time in the month.
+	// Kiosks counts the kiosks with opening time in the month so far; the
+	// figures below mean nothing without them.
+	Kiosks int
+	// Fleet is the mean over those kiosks.
 	Fleet float64
 	// ByProvider and ByDistrict are means over their kiosks.
 	ByProvider, ByDistrict map[string]float64
@@ -437,7 +440,7 @@ func (m *Month) availability(src Sources, x *extras, from, asOf time.Time) error
 			av.Below95++
 		}
 	}
-	if fleet.n > 0 {
+	if av.Kiosks = fleet.n; fleet.n > 0 {
 		av.Fleet = fleet.sum / float64(fleet.n)
 	}
 	for k, a := range byProvider {

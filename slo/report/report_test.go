@@ -640,3 +640,40 @@ func TestNiceScale(t *testing.T) {
 	f(130, 150, 50)
 	f(1000, 1000, 200)
 }
+
+// TestNoAvailabilityBeforeAnyOpeningTime: a report of the current month made
+// before any site opened (Sunday 2 August, halls open Monday to Friday) has
+// no availability figure, on the page or in the CSV, rather than 0 %.
+func TestNoAvailabilityBeforeAnyOpeningTime(t *testing.T) {
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	inv := &inventory.Inventory{Version: "v1",
+		Sites:  []inventory.Site{{ID: "hall", District: "d", OpeningHours: []inventory.OpeningHours{{Days: "mon-fri", Open: "08:30", Close: "17:30"}}}},
+		Kiosks: []inventory.Kiosk{{ID: "k1", Site: "hall", District: "d", Provider: "acme"}}}
+	p, err := policy.FromPreset(policy.PresetDB12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := compliance.New(compliance.Config{Policy: p, Inventory: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Build(ctx, Sources{Ledger: l, Engine: e, Inventory: inv}, "2026-08", sh("2026-08-02 12:00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := m.CSV(&b, "en"); err != nil {
+		t.Fatal(err)
+	}
+	if csv := b.String(); strings.Contains(csv, "availability_fleet_pct") || !strings.Contains(csv, "availability_kiosks,0") {
+		t.Errorf("CSV with no opening time yet:\n%s", csv)
+	}
+	if page := render(t, m, "en"); strings.Contains(page, "0.00%") {
+		t.Errorf("the page shows an availability of 0.00%% with no opening time yet")
+	}
+}
