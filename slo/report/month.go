@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -239,6 +240,9 @@ func Build(ctx context.Context, src Sources, month string, now time.Time) (*Mont
 	}
 	m.KiosksWithIncidents = m.Compliance.Kiosks
 	extras.finish(m, from, to)
+	if err := extras.addCarried(ctx, src.Ledger, from, asOf); err != nil {
+		return nil, err
+	}
 	if err := m.availability(src, extras, from, monthEnd); err != nil {
 		return nil, err
 	}
@@ -277,6 +281,9 @@ type extras struct {
 	refills map[string]Count
 	sat     Satisfaction
 	down    map[string][]calendar.Interval // by kiosk
+	// carried are the incidents resolved in the stream that were not opened
+	// in the month: those opened before it count in its availability.
+	carried []int64
 }
 
 type incidentExtras struct {
@@ -335,6 +342,9 @@ func (x *extras) add(e ledger.Event) {
 	}
 	inc := x.open[e.Incident]
 	if inc == nil {
+		if e.Kind == ledger.KindResolved && !x.month.has(e.Incident) {
+			x.carried = append(x.carried, e.Incident) // opened before the month, or after it
+		}
 		return
 	}
 	switch e.Kind {
@@ -373,6 +383,47 @@ func (x *extras) finish(m *Month, from, to time.Time) {
 	m.ByCategory = x.cat
 	m.Refills = x.refills
 	x.open = nil
+}
+
+// addCarried adds the down intervals of the incidents opened before the
+// month that were still open at its start: those resolved since (seen in
+// the stream) and those still open (the ledger's open incidents). They are
+// few, read one by one: the month's figures do not count them, its
+// availability does.
+func (x *extras) addCarried(ctx context.Context, l *ledger.Ledger, from, asOf time.Time) error {
+	open, err := l.Incidents(ctx, ledger.Filter{Open: true, To: from, Limit: math.MaxInt32})
+	if err != nil {
+		return fmt.Errorf("incidents open at the month's start: %w", err)
+	}
+	ids := x.carried
+	for _, inc := range open {
+		ids = append(ids, inc.ID)
+	}
+	for _, id := range ids {
+		inc, events, err := l.Incident(ctx, id)
+		if err != nil {
+			return fmt.Errorf("incident %d open at the month's start: %w", id, err)
+		}
+		if !inc.OpenedAt.Before(from) {
+			continue // opened after the month
+		}
+		down, top := calendar.Interval{From: inc.OpenedAt}, false
+		for _, e := range events {
+			if e.At.After(asOf) {
+				break
+			}
+			switch e.Kind {
+			case ledger.KindOpened, ledger.KindSeverity:
+				top = top || e.Data.Severity == x.top
+			case ledger.KindResolved:
+				down.To = e.At
+			}
+		}
+		if top {
+			x.down[inc.Kiosk] = append(x.down[inc.Kiosk], down)
+		}
+	}
+	return nil
 }
 
 func (m *Month) availability(src Sources, x *extras, from, asOf time.Time) error {

@@ -677,3 +677,53 @@ func TestNoAvailabilityBeforeAnyOpeningTime(t *testing.T) {
 		t.Errorf("the page shows an availability of 0.00%% with no opening time yet")
 	}
 }
+
+// TestAvailabilityCountsIncidentsOpenedBeforeTheMonth: a kiosk unusable
+// since September is unusable in October until its repair, whether that
+// came in October or has not come yet; a lesser grade does not count.
+func TestAvailabilityCountsIncidentsOpenedBeforeTheMonth(t *testing.T) {
+	ctx := context.Background()
+	l, err := ledger.Open(ctx, "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	open := func(kiosk, severity, at string) ledger.OpenRequest {
+		return ledger.OpenRequest{Kiosk: kiosk, Site: "station-7", District: "河西区", Provider: "蓝天运维", Fault: "hw.screen_dead",
+			Category: "hardware", Severity: severity, Source: "alert", Channel: "system", Actor: "kioskmon", At: sh(at)}
+	}
+	resolved := func(at string) []ledger.Event {
+		return []ledger.Event{{Kind: ledger.KindResolved, At: sh(at), Actor: "王师傅", Source: "api"}}
+	}
+	if _, err := l.Import(ctx, []ledger.History{
+		{Open: open("k3", "urgent", "2026-09-30 09:00"), Events: resolved("2026-10-20 09:00")},
+		{Open: open("k4", "urgent", "2026-09-25 09:00")},                                         // still open
+		{Open: open("k5", "moderate", "2026-09-30 09:00"), Events: resolved("2026-10-02 09:00")}, // not the top grade
+		{Open: open("k5", "urgent", "2026-09-01 09:00"), Events: resolved("2026-09-02 09:00")},   // over before October
+	}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.FromPreset(policy.PresetDB12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := compliance.New(compliance.Config{Policy: p, Inventory: testInventory})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Build(ctx, Sources{Ledger: l, Engine: e, Inventory: testInventory}, "2026-10", reportNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := map[string]time.Duration{}
+	for _, k := range m.Availability.Worst {
+		down[k.Kiosk] = k.Down
+	}
+	want := map[string]time.Duration{"k3": 19*24*time.Hour + 9*time.Hour, "k4": 31 * 24 * time.Hour}
+	if !maps.Equal(down, want) {
+		t.Errorf("down in October %v, want %v", down, want)
+	}
+	if m.Compliance.Total.Incidents != 0 || m.KiosksWithIncidents != 0 {
+		t.Errorf("September's incidents counted in October's figures: %+v", m.Compliance.Total)
+	}
+}
