@@ -260,7 +260,10 @@ func (m *Month) summary(p *page, c *compliance.Report) {
 		} else {
 			p.Sentences = append(p.Sentences, l.T("s.nobreaches"))
 		}
-		p.Sentences = append(p.Sentences, l.F("s.times", l.duration(t.MTTA()), l.duration(t.MTTR()), l.duration(t.P90Repair())))
+		// The times are of the measures that ended: say how many, and how
+		// many incidents the repair times leave out.
+		p.Sentences = append(p.Sentences, l.F("s.times", t.Response.Measured, l.duration(t.MTTA()), t.Repair.Measured,
+			l.duration(t.MTTR()), l.duration(t.P90Repair()), t.Incidents-t.Repair.Measured))
 	}
 	if hasAvail {
 		p.Sentences = append(p.Sentences, l.F("s.avail", l.pct(100*av.Fleet, 2), l.value("sev.", av.Severity), av.Below99))

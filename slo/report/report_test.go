@@ -234,6 +234,7 @@ func TestHTMLSummaryAndBreaches(t *testing.T) {
 		`<div class="v">4</div>`, "25.0%", "17分30秒", "2小时20分", "4小时", "共有 4 项时限超时",
 		"已判定的 4 起故障中，1 起全部时限达标，达标率 25.0%。", "涉及 5 台终端中的 4 台",
 		"每 14天 至少巡检一次的终端 2 / 5 台（40.0%）", "回访满意度平均 3.7 分",
+		"已响应的 4 起故障平均响应时间 17分30秒；已修复的 3 起平均修复时间 2小时20分，其中 90% 在 4小时 内修复（另有 1 起尚未修复）。",
 		// the breach list, worst first, with the evidence of #1 translated
 		"#4", "修复时限", "到场时限", "响应时限", "6天1小时", "未解决，仍在增加", "证据时间线 #1",
 		"发现故障", "响应", "派单", "到场", "修复", "回访关单", "承诺到场 2026-10-12 11:00", "终端进入维护模式",
@@ -243,6 +244,7 @@ func TestHTMLSummaryAndBreaches(t *testing.T) {
 	f("en",
 		`<html lang="en">`, "Monthly O&amp;M service report", "October 2026", "2026-11-05 12:00 (Asia/Shanghai)",
 		"on 4 of the 5 kiosks", "2 of 5 kiosks were inspected at least every 14d (40.0%)", "17m 30s", "2h 20m", "6d 1h", "1h 30m", "Of the 4 decided incidents, 1 met every target: 25.0% compliance.",
+		"Of the 4 incidents acknowledged, the mean time to acknowledge was 17m 30s; of the 3 repaired, the mean time to repair was 2h 20m, and 90% of them were repaired within 4h (1 not repaired yet).",
 		"committed arrival 2026-10-12 11:00", "kiosk in service mode", "satisfaction 2/5", "arrival", "repair")
 }
 
