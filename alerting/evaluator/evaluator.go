@@ -629,11 +629,17 @@ func (e *Evaluator) load() error {
 	for _, r := range e.rules {
 		known[r.Name] = true
 	}
+	// The alerts of a rule no longer in the rulebook are kept, and resolved
+	// at the first cycle as any alert no rule returns: Alertmanager and the
+	// SLA ledger learn that they ended, instead of keeping them open.
+	removed := 0
 	for _, a := range st.Alerts {
-		if known[a.Rule] {
-			e.alerts[a.Fingerprint] = a
+		e.alerts[a.Fingerprint] = a
+		if !known[a.Rule] && a.State == StateFiring {
+			removed++
 		}
 	}
-	level.Info(e.logger).Log("msg", "restored alert state", "alerts", len(e.alerts), "saved", st.Saved)
+	level.Info(e.logger).Log("msg", "restored alert state", "alerts", len(e.alerts), "saved", st.Saved,
+		"firing_of_removed_rules", removed)
 	return nil
 }

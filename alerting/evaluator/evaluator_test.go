@@ -1,7 +1,9 @@
 package evaluator
 
 import (
+	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -316,5 +318,39 @@ func TestResolvedAlertAgesOutWhileHeld(t *testing.T) {
 	}
 	if held := e.HeldAlerts(); len(held) != 1 {
 		t.Fatalf("held back: %+v, want the service-mode kiosk's alert", held)
+	}
+}
+
+// TestAlertsOfARemovedRuleResolve: a rule taken out of the rulebook while
+// its alert fired resolves that alert at the first cycle after the
+// restart, so its SLA incident and Alertmanager learn it ended.
+func TestAlertsOfARemovedRuleResolve(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	state := filepath.Join(t.TempDir(), "alerts.json")
+	e, _ := newEvaluator(t, state, st, nil)
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	st.set("paper_expr", "k1")
+	for m := 0; m <= 3; m++ {
+		e.Eval(context.Background(), t0.Add(time.Duration(m)*time.Minute))
+	}
+	// The rule is renamed in the rulebook: the saved alert's rule is gone.
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(state, bytes.ReplaceAll(data, []byte(`"hw_paper_out"`), []byte(`"hw_paper_gone"`)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e2, rec := newEvaluator(t, state, st, nil)
+	st.set("paper_expr")
+	e2.Eval(context.Background(), t0.Add(4*time.Minute))
+	var resolved bool
+	for _, tr := range rec.got {
+		if tr.Alert.Rule == "hw_paper_gone" {
+			resolved = tr.From == StateFiring && tr.To == StateInactive && tr.Alert.ActiveAt.Equal(t0)
+		}
+	}
+	if !resolved {
+		t.Fatalf("the removed rule's firing alert was not resolved: transitions %+v", rec.got)
 	}
 }
