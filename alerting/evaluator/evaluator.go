@@ -156,7 +156,20 @@ type Evaluator struct {
 	self         *metrics.Set
 	evalDuration *metrics.Histogram
 	counts       map[string]int // by state, for the gauges
+
+	// unsent holds, per sink, the transitions it failed to take, retried in
+	// order before the next cycle's (the sinks are idempotent: the ledger
+	// opens an incident once per alert and start). At start it holds the
+	// restored firing alerts, so a crash between the state file and the
+	// ledger's commit leaves no alert without its incident.
+	unsent       [][]Transition
+	restored     []Transition
+	sinkFailures *metrics.Counter
+	sinkDropped  *metrics.Counter
 }
+
+// maxUnsent bounds a failing sink's queue; the oldest go first.
+const maxUnsent = 100_000
 
 // serviceModeQuery finds the kiosks in service mode.
 const serviceModeQuery = `max by (kiosk) (kiosk_service_mode == 1)`
@@ -237,6 +250,8 @@ func New(cfg Config, q Querier, logger log.Logger, self *metrics.Set) (*Evaluato
 	}
 	e.self, e.counts = self, map[string]int{}
 	e.evalDuration = self.NewHistogram("kioskmon_rules_evaluation_seconds")
+	e.sinkFailures = self.NewCounter("kioskmon_alert_sink_failures_total")
+	e.sinkDropped = self.NewCounter("kioskmon_alert_sink_dropped_total")
 	for _, r := range e.rules {
 		// GetOrCreate: two rules may share an alert name (they are one alert
 		// to Prometheus too), and then share the histogram.
@@ -267,7 +282,12 @@ func order(fault string) int {
 }
 
 // AddSink adds a receiver of transitions.
-func (e *Evaluator) AddSink(s Sink) { e.sinks = append(e.sinks, s) }
+func (e *Evaluator) AddSink(s Sink) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sinks = append(e.sinks, s)
+	e.unsent = append(e.unsent, slices.Clone(e.restored))
+}
 
 // Run evaluates every interval until ctx ends.
 func (e *Evaluator) Run(ctx context.Context) {
@@ -459,13 +479,28 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 			level.Error(e.logger).Log("msg", "cannot save alert state; a restart would lose it", "err", err)
 		}
 	}
-	for _, t := range transitions {
-		for _, s := range e.sinks {
-			if err := s.Transition(ctx, t); err != nil {
-				level.Warn(e.logger).Log("msg", "alert sink failed", "alert", t.Alert.Rule, "err", err)
+	for i, s := range e.sinks {
+		e.unsent[i] = e.deliver(ctx, s, append(e.unsent[i], transitions...))
+	}
+}
+
+// deliver hands queue to s in order until s fails, and returns what is left
+// for the next cycle.
+func (e *Evaluator) deliver(ctx context.Context, s Sink, queue []Transition) []Transition {
+	for n, t := range queue {
+		if err := s.Transition(ctx, t); err != nil {
+			e.sinkFailures.Inc()
+			rest := queue[n:]
+			if drop := len(rest) - maxUnsent; drop > 0 {
+				e.sinkDropped.Add(drop)
+				rest = rest[drop:]
 			}
+			level.Warn(e.logger).Log("msg", "alert sink failed; retrying at the next cycle", "alert", t.Alert.Rule,
+				"pending", len(rest), "err", err)
+			return slices.Clone(rest)
 		}
 	}
+	return queue[:0]
 }
 
 // kiosksInServiceMode asks the storage which kiosks are in service mode.
@@ -635,9 +670,14 @@ func (e *Evaluator) load() error {
 	removed := 0
 	for _, a := range st.Alerts {
 		e.alerts[a.Fingerprint] = a
-		if !known[a.Rule] && a.State == StateFiring {
-			removed++
+		if a.State != StateFiring {
+			continue
 		}
+		if !known[a.Rule] {
+			removed++
+			continue
+		}
+		e.restored = append(e.restored, Transition{Alert: *a, From: StateFiring, To: StateFiring, At: a.FiredAt})
 	}
 	level.Info(e.logger).Log("msg", "restored alert state", "alerts", len(e.alerts), "saved", st.Saved,
 		"firing_of_removed_rules", removed)

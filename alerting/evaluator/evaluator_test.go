@@ -3,9 +3,11 @@ package evaluator
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -128,13 +130,17 @@ func TestLifecycleAndRestart(t *testing.T) {
 		t.Fatalf("annotations not expanded: %v", a.Annotations)
 	}
 
-	// kioskmon restarts: the alert is still firing, with its original start.
+	// kioskmon restarts: the alert is still firing, with its original start;
+	// the sinks see it again as still firing (the ledger's incident is
+	// opened once), not as a new alert.
 	e2, rec2 := newEvaluator(t, state, st, nil)
 	e2.Eval(context.Background(), at(3))
 	a = e2.Alerts()[0]
-	if a.State != StateFiring || !a.ActiveAt.Equal(at(0)) || len(rec2.got) != 0 {
+	if a.State != StateFiring || !a.ActiveAt.Equal(at(0)) || len(rec2.got) != 1 ||
+		rec2.got[0].From != StateFiring || rec2.got[0].To != StateFiring || !rec2.got[0].Alert.ActiveAt.Equal(at(0)) {
 		t.Fatalf("after a restart: %+v, transitions %v", a, rec2.got)
 	}
+	rec2.got = nil
 	// Repaired: keep_firing_for 2m holds it, then it resolves.
 	st.set("paper_expr")
 	e2.Eval(context.Background(), at(4))
@@ -352,5 +358,51 @@ func TestAlertsOfARemovedRuleResolve(t *testing.T) {
 	}
 	if !resolved {
 		t.Fatalf("the removed rule's firing alert was not resolved: transitions %+v", rec.got)
+	}
+}
+
+// flakySink fails while down, and records what it took.
+type flakySink struct {
+	down bool
+	got  []Transition
+}
+
+func (f *flakySink) Transition(_ context.Context, t Transition) error {
+	if f.down {
+		return errors.New("ledger unavailable")
+	}
+	f.got = append(f.got, t)
+	return nil
+}
+
+// TestFailedSinkTransitionsAreRetriedInOrder: a transition the SLA ledger
+// could not take (the database down) is handed to it again at the next
+// cycles, before the newer ones, until it is taken.
+func TestFailedSinkTransitionsAreRetriedInOrder(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	e, _ := newEvaluator(t, "", st, nil)
+	sink := &flakySink{down: true}
+	e.AddSink(sink)
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	st.set("paper_expr", "k1")
+	for m := 0; m <= 3; m++ { // pending at 0, firing at 2: the sink is down
+		e.Eval(context.Background(), at(m))
+	}
+	if len(sink.got) != 0 {
+		t.Fatalf("a down sink took %v", sink.got)
+	}
+	sink.down = false
+	st.set("paper_expr")
+	e.Eval(context.Background(), at(4)) // within keep_firing_for: no new transition
+	var got []string
+	for _, tr := range sink.got {
+		got = append(got, tr.From+">"+tr.To+"@"+tr.At.Format("15:04"))
+	}
+	if want := []string{"inactive>pending@02:00", "pending>firing@02:02"}; !slices.Equal(got, want) {
+		t.Fatalf("after the sink came back: %v, want %v", got, want)
+	}
+	if n := e.sinkFailures.Get(); n != 4 {
+		t.Errorf("kioskmon_alert_sink_failures_total %d, want 4 (a try a cycle while it was down)", n)
 	}
 }
