@@ -420,8 +420,21 @@ func (m *Month) groups(p *page, c *compliance.Report) {
 			gt.Note = l.F("top", limit, len(names))
 			names = names[:limit]
 		}
+		// A provider or district without incidents still has its
+		// availability: listed after the others, as the CSV lists it.
+		var quiet []string
+		for name := range avail {
+			if c.By[dim][name] == nil {
+				quiet = append(quiet, name)
+			}
+		}
+		slices.Sort(quiet)
+		names = append(names, quiet...)
 		for _, name := range names {
 			s := c.By[dim][name]
+			if s == nil {
+				s = &compliance.Stats{}
+			}
 			label := l.name(name)
 			if dim == compliance.BySeverity {
 				label = l.value("sev.", name)

@@ -728,4 +728,9 @@ func TestAvailabilityCountsIncidentsOpenedBeforeTheMonth(t *testing.T) {
 	if m.Compliance.Total.Incidents != 0 || m.KiosksWithIncidents != 0 {
 		t.Errorf("September's incidents counted in October's figures: %+v", m.Compliance.Total)
 	}
+	// Neither provider had an incident in October: the page still gives
+	// their availability, as the CSV does.
+	if page := render(t, m, "en"); !strings.Contains(page, "acme") || !strings.Contains(page, "100.00%") {
+		t.Errorf("the providers without incidents are not on the page")
+	}
 }
