@@ -557,7 +557,11 @@ func (m *Month) rest(p *page) {
 			p.Coverage = append(p.Coverage, row)
 		}
 		for _, g := range cov.Uncovered {
-			p.Uncovered = append(p.Uncovered, gapRow{Kiosk: g.Kiosk, Provider: l.name(g.Provider), Gap: l.duration(g.Longest)})
+			gap := l.duration(g.Longest)
+			if g.Never {
+				gap = l.F("gap.never", gap)
+			}
+			p.Uncovered = append(p.Uncovered, gapRow{Kiosk: g.Kiosk, Provider: l.name(g.Provider), Gap: gap})
 		}
 	}
 	sat := &m.Satisfaction

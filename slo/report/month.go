@@ -114,6 +114,9 @@ type Coverage struct {
 type Gap struct {
 	Kiosk, Provider string
 	Longest         time.Duration
+	// Never: no inspection since an interval before the month, so Longest
+	// is the time since then, a lower bound.
+	Never bool
 }
 
 // Satisfaction is the follow-up visits' scores.
@@ -600,7 +603,7 @@ func (m *Month) coverage(src Sources, from, asOf time.Time) error {
 				cov.Covered++
 				pc[1]++
 			} else {
-				gaps = append(gaps, Gap{Kiosk: k.ID, Provider: k.Provider, Longest: longest})
+				gaps = append(gaps, Gap{Kiosk: k.ID, Provider: k.Provider, Longest: longest, Never: len(ts) == 0})
 			}
 			cov.ByProvider[k.Provider] = pc
 		}

@@ -240,12 +240,14 @@ func TestHTMLSummaryAndBreaches(t *testing.T) {
 		"发现故障", "响应", "派单", "到场", "修复", "回访关单", "承诺到场 2026-10-12 11:00", "终端进入维护模式",
 		"满意度 2 分", "王师傅", "紧急", "2026-10-12 12:30:00", "时间线见上方同一故障单",
 		// the other sections
-		"市民中心", "和平区", "蓝天运维", "k4", "consumables.paper_out", "耗材")
+		"市民中心", "和平区", "蓝天运维", "k4", "consumables.paper_out", "耗材",
+		// k4 and k5 never inspected, k3 last on 3 October
+		"近 45天 未巡检", "28天21小时")
 	f("en",
 		`<html lang="en">`, "Monthly O&amp;M service report", "October 2026", "2026-11-05 12:00 (Asia/Shanghai)",
 		"on 4 of the 5 kiosks", "2 of 5 kiosks were inspected at least every 14d (40.0%)", "17m 30s", "2h 20m", "6d 1h", "1h 30m", "Of the 4 decided incidents, 1 met every target: 25.0% compliance.",
 		"Of the 4 incidents acknowledged, the mean time to acknowledge was 17m 30s; of the 3 repaired, the mean time to repair was 2h 20m, and 90% of them were repaired within 4h (1 not repaired yet).",
-		"committed arrival 2026-10-12 11:00", "kiosk in service mode", "satisfaction 2/5", "arrival", "repair")
+		"committed arrival 2026-10-12 11:00", "kiosk in service mode", "satisfaction 2/5", "arrival", "repair", "none in 45d")
 }
 
 func TestHTMLEscapesNotes(t *testing.T) {
