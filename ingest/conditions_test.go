@@ -108,55 +108,35 @@ func pushCopies(t *testing.T, f *fixture, body []byte) []string {
 	return copies
 }
 
-// TestCopyOfASeriesSentTwiceInOneRequest: remote write may carry a series
-// in a TimeSeries per sample (a backlog catching up); the copy has one
-// state across them, so the later sample that no longer meets the
-// condition ends it.
-func TestCopyOfASeriesSentTwiceInOneRequest(t *testing.T) {
-	f := newFixture(t, Config{})
-	conds, err := sparse.Open(filepath.Join(t.TempDir(), "c.json"), []string{`max by (kiosk) (kiosk_paper_jam == 1)`}, testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.h.CopyConditions(conds)
-	name := conds.Condition(0).SeriesName
-	k1 := "district=gulou,kiosk=k1,provider=acme,site=hall-1"
-	got := pushCopies(t, f, remoteWriteBody(ts("kiosk_paper_jam", now-30000, 1), ts("kiosk_paper_jam", now, 0)))
-	want := []string{
-		fmt.Sprintf("%s{%s} 1 @%d", name, k1, now-30000),
-		fmt.Sprintf("%s{%s} %g @%d", name, k1, math.NaN(), now),
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("copies\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if n := conds.LiveCount(); n != 0 {
-		t.Errorf("%d live copies after the condition ended, want 0", n)
-	}
-}
-
-// TestCopyOfSamplesOutOfOrderInOneRequest: a series' samples out of time
-// order in one request are judged in time order, so the copy ends at the
-// last one when that one no longer meets the condition.
-func TestCopyOfSamplesOutOfOrderInOneRequest(t *testing.T) {
-	f := newFixture(t, Config{})
-	conds, err := sparse.Open(filepath.Join(t.TempDir(), "c.json"), []string{`max by (kiosk) (kiosk_paper_jam == 1)`}, testNow)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.h.CopyConditions(conds)
-	s := ts("kiosk_paper_jam", now, 0)
-	s.samples = append(s.samples, prompb.Sample{Timestamp: now - 30000, Value: 1})
-	got := pushCopies(t, f, remoteWriteBody(s))
-	name := conds.Condition(0).SeriesName
-	k1 := "district=gulou,kiosk=k1,provider=acme,site=hall-1"
-	want := []string{
-		fmt.Sprintf("%s{%s} 1 @%d", name, k1, now-30000),
-		fmt.Sprintf("%s{%s} %g @%d", name, k1, math.NaN(), now),
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("copies\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if n := conds.LiveCount(); n != 0 {
-		t.Errorf("%d live copies after the condition ended, want 0", n)
+// TestCopyEndsWithinOneRequest: remote write may carry a series in a
+// TimeSeries per sample (a backlog catching up), or its samples out of time
+// order; the copy has one state across them and judges them in time order,
+// so the later sample that no longer meets the condition ends it.
+func TestCopyEndsWithinOneRequest(t *testing.T) {
+	outOfOrder := ts("kiosk_paper_jam", now, 0)
+	outOfOrder.samples = append(outOfOrder.samples, prompb.Sample{Timestamp: now - 30000, Value: 1})
+	for name, body := range map[string][]byte{
+		"a TimeSeries per sample": remoteWriteBody(ts("kiosk_paper_jam", now-30000, 1), ts("kiosk_paper_jam", now, 0)),
+		"out of order":            remoteWriteBody(outOfOrder),
+	} {
+		f := newFixture(t, Config{})
+		conds, err := sparse.Open(filepath.Join(t.TempDir(), "c.json"), []string{`max by (kiosk) (kiosk_paper_jam == 1)`}, testNow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.h.CopyConditions(conds)
+		copyName := conds.Condition(0).SeriesName
+		k1 := "district=gulou,kiosk=k1,provider=acme,site=hall-1"
+		got := pushCopies(t, f, body)
+		want := []string{
+			fmt.Sprintf("%s{%s} 1 @%d", copyName, k1, now-30000),
+			fmt.Sprintf("%s{%s} %g @%d", copyName, k1, math.NaN(), now),
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: copies\n%s\nwant\n%s", name, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if n := conds.LiveCount(); n != 0 {
+			t.Errorf("%s: %d live copies after the condition ended, want 0", name, n)
+		}
 	}
 }

@@ -57,6 +57,31 @@ var testInventory = &inventory.Inventory{
 	},
 }
 
+// testLedger is an empty SQLite ledger, closed with the test.
+func testLedger(t testing.TB) *ledger.Ledger {
+	t.Helper()
+	l, err := ledger.Open(context.Background(), "", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// testEngine computes under the DB12/T 1060 preset over inv.
+func testEngine(t testing.TB, inv *inventory.Inventory) *compliance.Engine {
+	t.Helper()
+	p, err := policy.FromPreset(policy.PresetDB12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := compliance.New(compliance.Config{Policy: p, Inventory: inv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // reportNow is when the test's report of October 2026 is made.
 var reportNow = sh("2026-11-05 12:00")
 
@@ -81,11 +106,7 @@ var reportNow = sh("2026-11-05 12:00")
 func testMonth(t testing.TB) *Month {
 	t.Helper()
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := testLedger(t)
 	open := func(kiosk, fault, category, severity, at string) ledger.OpenRequest {
 		for _, k := range testInventory.Kiosks {
 			if k.ID == kiosk {
@@ -100,7 +121,7 @@ func testMonth(t testing.TB) *Month {
 		return ledger.Event{Kind: kind, At: sh(at), Actor: actor, Source: "api", Data: d}
 	}
 	none := ledger.EventData{}
-	_, err = l.Import(ctx, []ledger.History{
+	_, err := l.Import(ctx, []ledger.History{
 		{Open: open("k1", "hw.printer_jam", "hardware", "urgent", "2026-10-12 09:00"), Events: []ledger.Event{
 			ev(ledger.KindAcknowledged, "2026-10-12 09:10", "张工", none),
 			ev(ledger.KindDispatched, "2026-10-12 09:20", "张工", ledger.EventData{CommittedArrival: sh("2026-10-12 11:00")}),
@@ -131,14 +152,7 @@ func testMonth(t testing.TB) *Month {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.FromPreset(policy.PresetDB12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := compliance.New(compliance.Config{Policy: p, Inventory: testInventory})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := testEngine(t, testInventory)
 	// k1 and k2 are inspected weekly; k3 once, early in the month; k4 never.
 	insp, err := inspection.OpenLedger(t.TempDir())
 	if err != nil {
@@ -650,22 +664,11 @@ func TestNiceScale(t *testing.T) {
 // no availability figure, on the page or in the CSV, rather than 0 %.
 func TestNoAvailabilityBeforeAnyOpeningTime(t *testing.T) {
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := testLedger(t)
 	inv := &inventory.Inventory{Version: "v1",
 		Sites:  []inventory.Site{{ID: "hall", District: "d", OpeningHours: []inventory.OpeningHours{{Days: "mon-fri", Open: "08:30", Close: "17:30"}}}},
 		Kiosks: []inventory.Kiosk{{ID: "k1", Site: "hall", District: "d", Provider: "acme"}}}
-	p, err := policy.FromPreset(policy.PresetDB12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := compliance.New(compliance.Config{Policy: p, Inventory: inv})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := testEngine(t, inv)
 	m, err := Build(ctx, Sources{Ledger: l, Engine: e, Inventory: inv}, "2026-08", sh("2026-08-02 12:00"))
 	if err != nil {
 		t.Fatal(err)
@@ -687,11 +690,7 @@ func TestNoAvailabilityBeforeAnyOpeningTime(t *testing.T) {
 // came in October or has not come yet; a lesser grade does not count.
 func TestAvailabilityCountsIncidentsOpenedBeforeTheMonth(t *testing.T) {
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := testLedger(t)
 	open := func(kiosk, severity, at string) ledger.OpenRequest {
 		return ledger.OpenRequest{Kiosk: kiosk, Site: "station-7", District: "河西区", Provider: "蓝天运维", Fault: "hw.screen_dead",
 			Category: "hardware", Severity: severity, Source: "alert", Channel: "system", Actor: "kioskmon", At: sh(at)}
@@ -707,14 +706,7 @@ func TestAvailabilityCountsIncidentsOpenedBeforeTheMonth(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := policy.FromPreset(policy.PresetDB12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := compliance.New(compliance.Config{Policy: p, Inventory: testInventory})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := testEngine(t, testInventory)
 	m, err := Build(ctx, Sources{Ledger: l, Engine: e, Inventory: testInventory}, "2026-10", reportNow)
 	if err != nil {
 		t.Fatal(err)
