@@ -386,7 +386,7 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 			level.Warn(e.logger).Log("msg", "rule evaluation failed; its alerts keep their state", "rule", r.Name, "err", err)
 			// Keep this rule's alerts as they are rather than resolving them.
 			for fp, a := range e.alerts {
-				if a.Rule == r.Name {
+				if a.Rule == r.Name && a.State != StateInactive { // a resolved one still ages out
 					seen[fp] = true
 				}
 			}

@@ -406,3 +406,35 @@ func TestFailedSinkTransitionsAreRetriedInOrder(t *testing.T) {
 		t.Errorf("kioskmon_alert_sink_failures_total %d, want 4 (a try a cycle while it was down)", n)
 	}
 }
+
+// TestResolvedAlertAgesOutWhileItsRuleFails: while a rule's query fails its
+// alerts keep their state, except that a resolved one still ages out.
+type failingStorage struct {
+	*fakeStorage
+	fail map[string]bool
+}
+
+func (s failingStorage) Query(ctx context.Context, q string, at time.Time) ([]Sample, error) {
+	if s.fail[q] {
+		return nil, context.DeadlineExceeded
+	}
+	return s.fakeStorage.Query(ctx, q, at)
+}
+func TestResolvedAlertAgesOutWhileItsRuleFails(t *testing.T) {
+	fs := failingStorage{&fakeStorage{kiosks: map[string][]string{}}, map[string]bool{}}
+	e, _ := newEvaluator(t, "", fs.fakeStorage, nil)
+	e.q = fs
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	fs.set("app_expr", "k1")
+	e.Eval(context.Background(), at(0)) // for 0: fires
+	fs.set("app_expr")
+	e.Eval(context.Background(), at(1)) // resolved
+	fs.fail["app_expr"] = true          // the query times out from now on
+	for m := 2; m <= 60; m++ {
+		e.Eval(context.Background(), at(m))
+	}
+	if s, ok := states(e)["sw_service_unresponsive/k1"]; ok {
+		t.Fatalf("an alert resolved 59 minutes ago is still listed (and re-sent to Alertmanager as resolved) as %q", s)
+	}
+}

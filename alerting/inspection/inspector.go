@@ -164,8 +164,17 @@ func New(cfg Config, q evaluator.Querier, alerts AlertSource, w SeriesWriter, lo
 // in a crash, the ledger has not.
 func (in *Inspector) restore(now time.Time) error {
 	n := 0
+	everFailed := map[string]map[string]bool{} // kiosk, item: written as failed within the window
 	skipped, err := in.ledger.Scan(now.Add(-2*in.cfg.Interval), now.Add(24*time.Hour), func(r Record) bool {
 		in.remember(r)
+		if st := in.state[r.Kiosk]; st != nil {
+			for item := range st.failing {
+				if everFailed[r.Kiosk] == nil {
+					everFailed[r.Kiosk] = map[string]bool{}
+				}
+				everFailed[r.Kiosk][item] = true
+			}
+		}
 		n++
 		return true
 	})
@@ -180,6 +189,11 @@ func (in *Inspector) restore(now time.Time) error {
 		for item := range st.failing {
 			k := in.kiosk(id)
 			series = append(series, Series{Labels: itemLabels(k, item), At: st.last, Value: 1})
+		}
+		for item := range everFailed[id] {
+			if !st.failing[item] { // cleared by the last record: its 0 may not have been written
+				series = append(series, Series{Labels: itemLabels(in.kiosk(id), item), At: st.last, Value: 0})
+			}
 		}
 	}
 	if len(series) > 0 && in.writer != nil {
@@ -346,12 +360,15 @@ func (in *Inspector) inspectLocked(ctx context.Context, kiosks []Kiosk, at time.
 		for _, r := range recs {
 			in.records[r.Result].Inc()
 			series = append(series, in.seriesOf(r)...)
-			in.remember(r)
 		}
 		if len(series) > 0 && in.writer != nil {
 			if err := in.writer.WriteSeries(series); err != nil {
+				// Not remembered: the kiosks stay due, and their next record writes the 0s again.
 				return out, fmt.Errorf("write inspection series: %w", err)
 			}
+		}
+		for _, r := range recs {
+			in.remember(r)
 		}
 		out = append(out, recs...)
 	}
