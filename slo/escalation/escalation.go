@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -144,7 +145,7 @@ func (w *Watcher) check(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	open, err := w.ledger.Incidents(ctx, ledger.Filter{Open: true})
+	open, err := w.ledger.Incidents(ctx, ledger.Filter{Open: true, Limit: math.MaxInt32})
 	if err != nil {
 		return err
 	}
@@ -176,14 +177,16 @@ func (w *Watcher) check(ctx context.Context, now time.Time) error {
 				breachedCount[[2]string{inc.Provider, t.name}]++
 			}
 			// Only a clock still running can be helped: an acknowledgement
-			// that came late is a breach for the report, not a page.
+			// that came late is a breach for the report, not a page; nor is a
+			// paused clock, which has no deadline until it resumes.
 			crossed := t.m.Crossed(w.cfg.Levels)
-			if !t.m.End.IsZero() || (crossed == 0 && t.m.Status != compliance.Breached) {
+			if !t.m.End.IsZero() || (crossed == 0 && t.m.Status != compliance.Breached) ||
+				(t.m.Status == compliance.Running && t.m.Deadline.IsZero()) {
 				continue
 			}
 			key := strconv.FormatInt(inc.ID, 10) + "/" + t.name
 			seen[key] = true
-			if a := w.raise(key, inc, r, t.name, t.m, crossed, now); a != nil {
+			if a := w.raise(key, inc, r, t.name, t.m, crossed, now, engine.Policy().Location()); a != nil {
 				raised = append(raised, a)
 			}
 		}
@@ -235,7 +238,7 @@ func levelName(crossed float64, breached bool) string {
 
 // raise updates the alert of key and returns it if it reached a new level.
 func (w *Watcher) raise(key string, inc ledger.Incident, r compliance.Result, target string, m compliance.Measure,
-	crossed float64, now time.Time) *evaluator.Alert {
+	crossed float64, now time.Time, loc *time.Location) *evaluator.Alert {
 	breached := m.Status == compliance.Breached
 	name, urgency := AlertAtRisk, "warning"
 	if breached {
@@ -260,7 +263,7 @@ func (w *Watcher) raise(key string, inc ledger.Incident, r compliance.Result, ta
 	labels := map[string]string{"alertname": name, "incident": strconv.FormatInt(inc.ID, 10), "kiosk": inc.Kiosk,
 		"site": inc.Site, "district": inc.District, "provider": inc.Provider, "incident_fault": inc.Fault, "target": target,
 		"escalation": esc, "urgency": urgency, "incident_severity": r.Severity}
-	deadline := m.Deadline.In(time.Local).Format("2006-01-02 15:04")
+	deadline := m.Deadline.In(loc).Format("2006-01-02 15:04 MST")
 	summary := fmt.Sprintf("incident %d (%s on %s): %s target %s used %.0f%%, due %s", inc.ID, inc.Fault, inc.Kiosk, target,
 		m.Target.Within, 100*m.Used, deadline)
 	if breached {
