@@ -230,6 +230,8 @@ func (in *Intake) Sweep(ctx context.Context, now time.Time) error {
 	if err != nil {
 		level.Warn(in.logger).Log("msg", "cannot read service mode; arrivals by service mode wait", "err", err)
 	}
+	// One incident's failure does not hold back the others'.
+	var errs []error
 	for _, inc := range open {
 		switch {
 		case !inc.ClearedAt.IsZero() && now.Sub(inc.ClearedAt) >= in.cfg.ResolveAfter:
@@ -239,7 +241,7 @@ func (in *Intake) Sweep(ctx context.Context, now time.Time) error {
 			}
 			if _, err := in.l.Record(ctx, inc.ID, ledger.Event{Kind: ledger.KindResolved, At: at, Actor: "kioskmon", Source: "alert",
 				Data: ledger.EventData{Reason: fmt.Sprintf("the fault cleared and stayed clear for %s", in.cfg.ResolveAfter)}}); err != nil {
-				return err
+				errs = append(errs, fmt.Errorf("resolve incident %d: %w", inc.ID, err))
 			}
 		case inc.State == ledger.StateOpen || inc.State == ledger.StateAcknowledged || inc.State == ledger.StateDispatched:
 			t, ok := since[inc.Kiosk]
@@ -247,17 +249,21 @@ func (in *Intake) Sweep(ctx context.Context, now time.Time) error {
 				continue
 			}
 			// An engineer switched the kiosk to service mode: on site. Before
-			// the fault, the engineer was there already.
+			// the fault, the engineer was there already; a kiosk whose clock
+			// runs ahead says it began in the future: now, then.
+			if t.After(now) {
+				t = now
+			}
 			if t.Before(inc.UpdatedAt) {
 				t = inc.UpdatedAt
 			}
 			if _, err := in.l.Record(ctx, inc.ID, ledger.Event{Kind: ledger.KindArrived, At: t, Actor: "kioskmon", Source: "service_mode",
 				Data: ledger.EventData{Proof: ledger.ProofServiceMode}}); err != nil {
-				return err
+				errs = append(errs, fmt.Errorf("record the arrival on incident %d: %w", inc.ID, err))
 			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // serviceModeSince maps the kiosks in service mode now to when it began.
