@@ -60,7 +60,7 @@ func (l *Ledger) Import(ctx context.Context, histories []History) ([]int64, erro
 			}
 			for j, hist := range group {
 				i := start + j
-				if err := hist.Open.check(); err != nil {
+				if err := hist.Open.check(now); err != nil {
 					return fmt.Errorf("history %d: %w", i, err)
 				}
 				if hist.Open.AlertKey != "" {
@@ -78,6 +78,9 @@ func (l *Ledger) Import(ctx context.Context, histories []History) ([]int64, erro
 				for _, e := range hist.Events {
 					e.Incident, e.RecordedAt = inc.ID, now
 					e.At = e.At.UTC()
+					if err := notInFuture(e.Kind, e.At, now); err != nil {
+						return fmt.Errorf("history %d (%s on %s): %w", i, hist.Open.Fault, hist.Open.Kiosk, err)
+					}
 					if err := apply(&inc, &e); err != nil {
 						return fmt.Errorf("history %d (%s on %s): %w", i, hist.Open.Fault, hist.Open.Kiosk, err)
 					}

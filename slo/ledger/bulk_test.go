@@ -96,17 +96,17 @@ func testScanChecked(t *testing.T, l *Ledger) {
 	ctx := context.Background()
 	var hist []History
 	for i := range 5 {
-		at := t0.AddDate(0, 0, 10*i) // 2 Nov, 12 Nov, ... 12 Dec
+		at := t0.AddDate(0, 0, 10*i) // 2 Oct, 12 Oct, ... 11 Nov
 		hist = append(hist, History{Open: personOpen(fmt.Sprintf("k%d", i), "hw.paper_out", at),
 			Events: []Event{{Kind: KindAcknowledged, At: at.Add(time.Minute), Actor: "li", Source: "api"}}})
 	}
 	if _, err := l.Import(ctx, hist); err != nil {
 		t.Fatal(err)
 	}
-	novFrom, novTo := time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	monthFrom, monthTo := time.Date(2026, 10, 10, 0, 0, 0, 0, time.UTC), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	scan := func() ([]string, ChainCheck, error) {
 		var got []string
-		c, err := l.ScanChecked(ctx, novFrom, novTo, func(e Event) error {
+		c, err := l.ScanChecked(ctx, monthFrom, monthTo, func(e Event) error {
 			got = append(got, fmt.Sprintf("%d:%s:%s", e.Seq, e.Kind, e.Data.Kiosk))
 			return nil
 		})
@@ -300,7 +300,7 @@ func importOneByOne(ctx context.Context, l *Ledger, histories []History) ([]int6
 	err := l.write(ctx, func(tx *sql.Tx, h *head) error {
 		now := l.now().UTC()
 		for i, hist := range histories {
-			if err := hist.Open.check(); err != nil {
+			if err := hist.Open.check(now); err != nil {
 				return fmt.Errorf("history %d: %w", i, err)
 			}
 			if hist.Open.AlertKey != "" {

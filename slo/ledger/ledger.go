@@ -277,7 +277,7 @@ type OpenRequest struct {
 // and fault (a recurrence of a cleared fault is recorded on it; a person's
 // report is recorded as reported). created says which.
 func (l *Ledger) OpenIncident(ctx context.Context, req OpenRequest) (inc Incident, created bool, err error) {
-	if err := req.check(); err != nil {
+	if err := req.check(l.now().UTC()); err != nil {
 		return Incident{}, false, err
 	}
 	if req.AlertKey != "" {
@@ -332,7 +332,10 @@ func (l *Ledger) OpenIncident(ctx context.Context, req OpenRequest) (inc Inciden
 	return inc, created, err
 }
 
-func (req *OpenRequest) check() error {
+func (req *OpenRequest) check(now time.Time) error {
+	if err := notInFuture("opened", req.At, now); err != nil {
+		return err
+	}
 	switch {
 	case req.Kiosk == "" || req.Fault == "":
 		return fmt.Errorf("%w: kiosk and fault are required", ErrInvalid)
@@ -344,6 +347,18 @@ func (req *OpenRequest) check() error {
 		return fmt.Errorf("%w: channel %q is not one of %v", ErrInvalid, req.Channel, Channels)
 	case req.At.IsZero():
 		return fmt.Errorf("%w: the fault's start is required", ErrInvalid)
+	}
+	return nil
+}
+
+// maxAhead is how far ahead of the ledger's clock an event may be, for
+// clocks that disagree a little.
+const maxAhead = 5 * time.Minute
+
+// notInFuture refuses an event of kind at a time after now (and maxAhead).
+func notInFuture(kind string, at, now time.Time) error {
+	if at.After(now.Add(maxAhead)) {
+		return fmt.Errorf("%w: %s at %s is in the future", ErrInvalid, kind, at.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -390,8 +405,8 @@ func (l *Ledger) Record(ctx context.Context, id int64, e Event) (Event, error) {
 			e.At = e.RecordedAt
 		}
 		e.At = e.At.UTC()
-		if e.At.After(e.RecordedAt.Add(5 * time.Minute)) {
-			return fmt.Errorf("%w: %s at %s is in the future", ErrInvalid, e.Kind, e.At.Format(time.RFC3339))
+		if err := notInFuture(e.Kind, e.At, e.RecordedAt); err != nil {
+			return err
 		}
 		if err := apply(&inc, &e); err != nil {
 			return err

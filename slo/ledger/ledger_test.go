@@ -42,7 +42,7 @@ func eachBackend(t *testing.T, f func(t *testing.T, l *Ledger)) {
 	}
 }
 
-var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+var t0 = time.Date(2026, 10, 2, 9, 0, 0, 0, time.UTC)
 
 func alertOpen(kiosk, fault, key string, at time.Time) OpenRequest {
 	return OpenRequest{Kiosk: kiosk, Site: "s1", District: "d1", Provider: "p1", Fault: fault, Category: "hardware",
