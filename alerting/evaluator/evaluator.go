@@ -408,8 +408,20 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 			labels["alertname"] = r.Name
 			fp := fingerprint(labels)
 			a := e.alerts[fp]
-			if a == nil || a.State == StateInactive {
-				if reason := e.holdReason(r, labels, inService, down, at); reason != "" {
+			if a == nil || a.State != StateFiring {
+				// A pending alert is not raised yet: a site closing or its
+				// kiosk going offline holds it back too, and it starts again,
+				// with its whole `for`, when the hold ends. Service mode lets
+				// it go on: the engineer came for it.
+				svc := inService
+				if a != nil && a.State == StatePending {
+					svc = nil
+				}
+				if reason := e.holdReason(r, labels, svc, down, at); reason != "" {
+					if a != nil && a.State == StatePending {
+						delete(e.alerts, fp)
+						transitions = append(transitions, Transition{Alert: *a, From: StatePending, To: StateInactive, At: at})
+					}
 					h := e.held[fp]
 					if h == nil {
 						h = &Held{Labels: labels, Reason: reason, Since: at}
@@ -418,6 +430,8 @@ func (e *Evaluator) Eval(ctx context.Context, at time.Time) {
 					heldNow[fp] = h
 					continue // a resolved alert still ages out
 				}
+			}
+			if a == nil || a.State == StateInactive {
 				a = &Alert{Fingerprint: fp, Rule: r.Name, Labels: labels, State: StatePending, ActiveAt: at}
 				e.alerts[fp] = a
 				transitions = append(transitions, Transition{Alert: *a, From: StateInactive, To: StatePending, At: at})

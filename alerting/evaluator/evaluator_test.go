@@ -438,3 +438,46 @@ func TestResolvedAlertAgesOutWhileItsRuleFails(t *testing.T) {
 		t.Fatalf("an alert resolved 59 minutes ago is still listed (and re-sent to Alertmanager as resolved) as %q", s)
 	}
 }
+
+// TestPendingOfflineHeldAtClosing: a kiosk switched off minutes before its
+// site closes does not page through the night: its pending offline alert
+// is held back once the site is closed.
+func TestPendingOfflineHeldAtClosing(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	closeAt := time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC) // 17:30 Asia/Shanghai
+	e, rec := newEvaluator(t, "", st, func(_ string, at time.Time) bool { return at.Before(closeAt) })
+	at := func(m int) time.Time { return closeAt.Add(time.Duration(m) * time.Minute) }
+
+	st.set("offline_expr", "k1")
+	e.Eval(context.Background(), at(-1)) // 17:29, open: pending (for 2m)
+	if s := states(e)["kiosk_offline/k1"]; s != StatePending {
+		t.Fatalf("17:29: %q, want pending", s)
+	}
+	e.Eval(context.Background(), at(0)) // 17:30, closed
+	e.Eval(context.Background(), at(1)) // 17:31, closed: 2m since 17:29
+	if s := states(e)["kiosk_offline/k1"]; s == StateFiring {
+		for _, tr := range rec.got {
+			t.Logf("transition %s -> %s at %s", tr.From, tr.To, tr.At.Format("15:04"))
+		}
+		t.Fatalf("17:31 (site closed): kiosk_offline/k1 is %q; a kiosk switched off at closing paged; held: %+v", s, e.HeldAlerts())
+	}
+}
+
+// TestPendingPeripheralHeldWhileKioskOffline: a peripheral alert pending
+// when its kiosk went offline is held back with the others.
+func TestPendingPeripheralHeldWhileKioskOffline(t *testing.T) {
+	st := &fakeStorage{kiosks: map[string][]string{}}
+	e, _ := newEvaluator(t, "", st, nil)
+	t0 := time.Date(2026, 11, 24, 2, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	st.set("offline_expr", "k1")
+	e.Eval(context.Background(), at(0)) // offline pending (for 2m)
+	st.set("paper_expr", "k1")
+	e.Eval(context.Background(), at(1)) // paper pending (for 2m)
+	e.Eval(context.Background(), at(2)) // offline fires
+	e.Eval(context.Background(), at(3)) // paper: 2m pending
+	got := states(e)
+	if got["kiosk_offline/k1"] == StateFiring && got["hw_paper_out/k1"] == StateFiring {
+		t.Fatalf("the paper alert of an offline kiosk fired: %v, held %+v", got, e.HeldAlerts())
+	}
+}
