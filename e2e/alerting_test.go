@@ -393,3 +393,18 @@ func checkBreachWarning(t *testing.T, s *server, am *alertmanager, kiosk string)
 		t.Errorf("breach warning in Alertmanager: %v", l)
 	}
 }
+
+// TestBreachWarningsWithoutInProcessRules: with the rules evaluated
+// elsewhere (vmalert and the webhook), kioskmon still sends the SLA breach
+// warnings to Alertmanager.
+func TestBreachWarningsWithoutInProcessRules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Alertmanager")
+	}
+	dir := t.TempDir()
+	inv := emptyInventory(t, dir)
+	addKiosk(t, inv, "k-warn", "hall-1")
+	am := startAlertmanager(t)
+	s := newServer(t, inv, "--rules.disable", "--alertmanager", am.url, "--sla.check-interval", "2s")
+	checkBreachWarning(t, s, am, "k-warn")
+}

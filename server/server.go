@@ -185,28 +185,38 @@ func Run(ctx context.Context, cfg Config, logger log.Logger, ready func(addr str
 	go func() { defer close(escDone); escalations.Run(escCtx) }()
 	defer func() { stopEsc(); <-escDone }()
 
+	// The notifier sends the graded faults and the SLA breach warnings; with
+	// the rules evaluated elsewhere (vmalert), the warnings alone.
+	var notify *notifier.Notifier
+	if len(cfg.Rules.Alertmanagers) > 0 {
+		sources := alertSources{escalations}
+		if ev != nil {
+			sources = alertSources{ev, escalations}
+		}
+		n, err := notifier.New(notifier.Config{Alertmanagers: cfg.Rules.Alertmanagers, ExternalURL: externalURL}, sources,
+			log.With(logger, "component", "notifier"), self)
+		if err != nil {
+			return err
+		}
+		notifyCtx, stopNotify := context.WithCancel(ctx)
+		notifyDone := make(chan struct{})
+		go func() { defer close(notifyDone); n.Run(notifyCtx) }()
+		defer func() { stopNotify(); <-notifyDone }()
+		level.Info(logger).Log("msg", "sending alerts", "alertmanagers", strings.Join(cfg.Rules.Alertmanagers, ","))
+		notify = n
+	}
 	var openAlerts inspection.AlertSource
 	if ev != nil {
 		openAlerts = ev
 		ev.AddSink(in)
+		if notify != nil {
+			ev.AddSink(notify)
+		}
 		mux.Handle("/api/v1/alerts", readAuth.wrap(ev.AlertsHandler()))
 		mux.Handle("/api/v1/alerts/held", readAuth.wrap(ev.HeldHandler()))
 		mux.Handle("/api/v1/rules", readAuth.wrap(ev.RulesHandler()))
 		evalCtx, stopEval := context.WithCancel(ctx)
 		evalDone := make(chan struct{})
-		if len(cfg.Rules.Alertmanagers) > 0 {
-			n, err := notifier.New(notifier.Config{Alertmanagers: cfg.Rules.Alertmanagers, ExternalURL: externalURL}, alertSources{ev, escalations},
-				log.With(logger, "component", "notifier"), self)
-			if err != nil {
-				stopEval()
-				return err
-			}
-			ev.AddSink(n)
-			notifyDone := make(chan struct{})
-			go func() { defer close(notifyDone); n.Run(evalCtx) }()
-			defer func() { stopEval(); <-notifyDone }()
-			level.Info(logger).Log("msg", "sending alerts", "alertmanagers", strings.Join(cfg.Rules.Alertmanagers, ","))
-		}
 		go func() { defer close(evalDone); ev.Run(evalCtx) }()
 		// The evaluator stops before the storage closes (defers run last-in first-out).
 		defer func() { stopEval(); <-evalDone }()
