@@ -50,7 +50,8 @@ func TestDefaultCoversTheCatalogue(t *testing.T) {
 // writtenByKioskmon are the series kioskmon itself writes to the storage
 // (alerting/inspection's MetricItemFailed, alerting/openhours' opening
 // time; their tests check the rulebook uses those names).
-var writtenByKioskmon = map[string]bool{"kioskmon_inspection_item_failed": true, "kioskmon_kiosk_open_seconds_total": true}
+var writtenByKioskmon = map[string]bool{"kioskmon_inspection_item_failed": true, "kioskmon_kiosk_open_seconds_total": true,
+	"kioskmon_kiosk_open": true}
 
 func TestBadRulebooks(t *testing.T) {
 	want := map[string]string{
