@@ -12,7 +12,6 @@ import (
 	"github.com/kioskmon/kioskmon/alerting/inspection"
 	"github.com/kioskmon/kioskmon/slo/compliance"
 	"github.com/kioskmon/kioskmon/slo/ledger"
-	"github.com/kioskmon/kioskmon/slo/policy"
 )
 
 type seriesLog struct{ batches [][]inspection.Series }
@@ -61,19 +60,7 @@ func firing(w *Watcher) map[string]string {
 // response page while the repair clock goes on.
 func TestWarningsEscalateAndClear(t *testing.T) {
 	ctx := context.Background()
-	l, err := ledger.Open(ctx, "", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	p, err := policy.FromPreset(policy.PresetDB12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := compliance.New(compliance.Config{Policy: p})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, eng := dbSetup(t)
 	t0 := time.Date(2026, 11, 3, 2, 0, 0, 0, time.UTC) // Tuesday 10:00 in Shanghai
 	inc, _, err := l.OpenIncident(ctx, ledger.OpenRequest{Kiosk: "k1", Site: "s1", District: "d1", Provider: "acme",
 		Fault: "hw.card_reader_fault", Category: "hardware", Severity: "urgent", Source: "alert", Channel: "system",
